@@ -1,0 +1,210 @@
+"""A multilayer perceptron as pure functions over a list-of-dicts parameter pytree.
+
+Notation (shared with :mod:`jaxbp.backprop`)::
+
+    h_0 = x                                  x: (batch, sizes[0])
+    z_l = h_{l-1} W_l + b_l                  W_l: (sizes[l-1], sizes[l]),  b_l: (sizes[l],)
+    h_l = f(z_l)        for hidden layers    f = ``spec.activation``
+    ŷ   = g(z_L)        for the last layer   g = ``spec.output``
+
+Losses, averaged over the batch of ``n`` rows (Σ_k sums over output units)::
+
+    mse = ½ · (1/n) Σ_i Σ_k (ŷ_ik − y_ik)²            the article's E = ½(y − y_true)²
+    bce =     (1/n) Σ_i Σ_k softplus(z_ik) − y_ik z_ik  = BCE(sigmoid(z), y), never log(0)
+    ce  =    −(1/n) Σ_i Σ_k y_ik · log_softmax(z_i)_k
+
+Penalties act on weights only, never on biases: ``l2 · ½ Σ W² + l1 · Σ |W|``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+Array = jax.Array
+PRNGKey = jax.Array
+Params = list[dict[str, Array]]
+
+ACTIVATIONS: dict[str, Callable[[Array], Array]] = {
+    "sigmoid": jax.nn.sigmoid,
+    "tanh": jnp.tanh,
+    "relu": jax.nn.relu,
+    "identity": lambda z: z,
+}
+OUTPUTS: dict[str, Callable[[Array], Array]] = {
+    "sigmoid": jax.nn.sigmoid,
+    "identity": lambda z: z,
+    "softmax": lambda z: jax.nn.softmax(z, axis=-1),
+}
+# Which output each loss may follow; mse is valid after any output.
+LOSS_OUTPUTS: dict[str, tuple[str, ...]] = {
+    "mse": tuple(OUTPUTS),
+    "bce": ("sigmoid",),
+    "ce": ("softmax",),
+}
+INIT_SCHEMES = ("normal", "uniform", "xavier", "he")
+BIAS_MODES = ("zeros", "same")
+
+
+def _check_choice(what: str, value: Any, choices) -> None:
+    if value not in choices:
+        raise ValueError(f"unknown {what} {value!r}; choose one of {sorted(choices)}")
+
+
+@dataclasses.dataclass(frozen=True)
+class Spec:
+    """The static shape of a network: layer widths, nonlinearities and loss.
+
+    Frozen and hashable, so it can be a static argument of ``jax.jit``.
+
+    Attributes:
+        sizes: layer widths ``(inputs, hidden..., outputs)``, at least 2 entries, each >= 1.
+        activation: hidden nonlinearity, one of ``ACTIVATIONS``.
+        output: output nonlinearity, one of ``OUTPUTS``.
+        loss: ``"mse"`` (any output), ``"bce"`` (sigmoid output) or ``"ce"`` (softmax output).
+    """
+
+    sizes: tuple[int, ...]
+    activation: str = "sigmoid"
+    output: str = "sigmoid"
+    loss: str = "mse"
+
+    def __post_init__(self):
+        sizes = tuple(self.sizes)
+        if len(sizes) < 2:
+            raise ValueError(
+                f"sizes={sizes} needs at least 2 entries (inputs, outputs), e.g. (2, 3, 1)"
+            )
+        if any(isinstance(s, bool) or int(s) != s or s < 1 for s in sizes):
+            raise ValueError(f"sizes={sizes}: every width must be an integer >= 1")
+        object.__setattr__(self, "sizes", tuple(int(s) for s in sizes))
+        _check_choice("activation", self.activation, ACTIVATIONS)
+        _check_choice("output", self.output, OUTPUTS)
+        _check_choice("loss", self.loss, LOSS_OUTPUTS)
+        if self.output not in LOSS_OUTPUTS[self.loss]:
+            raise ValueError(
+                f"loss={self.loss!r} cannot follow output={self.output!r}; "
+                f"{self.loss!r} needs output in {list(LOSS_OUTPUTS[self.loss])}"
+            )
+
+    @property
+    def num_layers(self) -> int:
+        """Number of weight layers, ``len(sizes) - 1``."""
+        return len(self.sizes) - 1
+
+
+def _draw(key: PRNGKey, scheme: str, scale: float, shape, fan_in: int, fan_out: int, dtype):
+    """Draws one array of ``shape`` from the named scheme (fans are the layer's)."""
+    if scheme == "normal":  # N(0, scale²)
+        return scale * jax.random.normal(key, shape, dtype)
+    if scheme == "uniform":  # U[-scale, scale)
+        return jax.random.uniform(key, shape, dtype, minval=-scale, maxval=scale)
+    if scheme == "xavier":  # Glorot uniform: U[-a, a), a = sqrt(6 / (fan_in + fan_out))
+        limit = scale * math.sqrt(6.0 / (fan_in + fan_out))
+        return jax.random.uniform(key, shape, dtype, minval=-limit, maxval=limit)
+    # he: N(0, 2 / fan_in)
+    return scale * math.sqrt(2.0 / fan_in) * jax.random.normal(key, shape, dtype)
+
+
+def init(
+    spec: Spec,
+    key: PRNGKey,
+    scheme: str = "normal",
+    scale: float = 1.0,
+    bias: str = "zeros",
+    dtype=None,
+) -> Params:
+    """Draws initial parameters.
+
+    Args:
+        spec: the network shape.
+        key: a PRNG key; layer ``l`` uses ``split(key, num_layers)[l]``, split into
+            ``wkey, bkey``.
+        scheme: ``normal`` N(0, scale²), ``uniform`` U[-scale, scale), ``xavier`` (Glorot
+            uniform) or ``he`` (He normal). For ``xavier`` and ``he``, ``scale`` is a gain
+            multiplying the standard bound or deviation.
+        scale: the scale described above.
+        bias: ``"zeros"`` or ``"same"`` (biases drawn the way the weights are).
+        dtype: floating dtype; defaults to JAX's default float (float64 under x64).
+
+    Returns:
+        ``[{"W": (sizes[l-1], sizes[l]), "b": (sizes[l],)} for l = 1..L]``.
+    """
+    _check_choice("init scheme", scheme, INIT_SCHEMES)
+    _check_choice("bias mode", bias, BIAS_MODES)
+    dtype = jnp.zeros((), dtype).dtype
+    params = []
+    for layer_key, fan_in, fan_out in zip(
+        jax.random.split(key, spec.num_layers), spec.sizes[:-1], spec.sizes[1:]
+    ):
+        wkey, bkey = jax.random.split(layer_key)
+        W = _draw(wkey, scheme, scale, (fan_in, fan_out), fan_in, fan_out, dtype)
+        if bias == "zeros":
+            b = jnp.zeros((fan_out,), dtype)
+        else:
+            b = _draw(bkey, scheme, scale, (fan_out,), fan_in, fan_out, dtype)
+        params.append({"W": W, "b": b})
+    return params
+
+
+def check_inputs(spec: Spec, params: Params, x: Array, y: Array | None = None) -> None:
+    """Raises ``ValueError`` when params, x or y do not fit ``spec`` (static shapes only)."""
+    if len(params) != spec.num_layers:
+        raise ValueError(f"params has {len(params)} layers; spec {spec.sizes} needs {spec.num_layers}")
+    for l, (layer, fan_in, fan_out) in enumerate(zip(params, spec.sizes[:-1], spec.sizes[1:])):
+        if jnp.shape(layer["W"]) != (fan_in, fan_out) or jnp.shape(layer["b"]) != (fan_out,):
+            raise ValueError(
+                f"layer {l}: W{jnp.shape(layer['W'])}, b{jnp.shape(layer['b'])} do not fit "
+                f"spec {spec.sizes}; expected W{(fan_in, fan_out)}, b{(fan_out,)}"
+            )
+    if jnp.ndim(x) != 2 or jnp.shape(x)[1] != spec.sizes[0]:
+        raise ValueError(f"x has shape {jnp.shape(x)}; expected (batch, {spec.sizes[0]})")
+    if y is not None and jnp.shape(y) != (jnp.shape(x)[0], spec.sizes[-1]):
+        raise ValueError(
+            f"y has shape {jnp.shape(y)}; expected ({jnp.shape(x)[0]}, {spec.sizes[-1]}) "
+            "to match x's batch and the spec's outputs"
+        )
+
+
+def logits(spec: Spec, params: Params, x: Array) -> Array:
+    """The last pre-activation ``z_L``, shape ``(batch, sizes[-1])``."""
+    check_inputs(spec, params, x)
+    act = ACTIVATIONS[spec.activation]
+    h = x
+    for layer in params[:-1]:
+        h = act(h @ layer["W"] + layer["b"][None, :])
+    return h @ params[-1]["W"] + params[-1]["b"][None, :]
+
+
+def forward(spec: Spec, params: Params, x: Array) -> Array:
+    """The network's output ``ŷ = g(z_L)``, shape ``(batch, sizes[-1])``."""
+    return OUTPUTS[spec.output](logits(spec, params, x))
+
+
+def data_loss(spec: Spec, z_out: Array, y: Array) -> Array:
+    """The batch-mean loss computed from the output pre-activation ``z_out``."""
+    n = z_out.shape[0]
+    if spec.loss == "mse":
+        residual = OUTPUTS[spec.output](z_out) - y
+        return 0.5 * jnp.sum(residual**2) / n
+    if spec.loss == "bce":
+        # BCE(sigmoid(z), y) = softplus(z) - y z, finite for every z.
+        return jnp.sum(jnp.logaddexp(0.0, z_out) - y * z_out) / n
+    return -jnp.sum(y * jax.nn.log_softmax(z_out, axis=-1)) / n
+
+
+def penalty(params: Params, l1: float = 0.0, l2: float = 0.0) -> Array:
+    """``l2 · ½ Σ W² + l1 · Σ |W|`` over every weight matrix; biases are not penalised."""
+    weights = [layer["W"] for layer in params]
+    return sum(l2 * 0.5 * jnp.sum(W**2) + l1 * jnp.sum(jnp.abs(W)) for W in weights)
+
+
+def loss(spec: Spec, params: Params, x: Array, y: Array, l1: float = 0.0, l2: float = 0.0) -> Array:
+    """The scalar training objective: ``data_loss + penalty`` (see the module docstring)."""
+    check_inputs(spec, params, x, y)
+    return data_loss(spec, logits(spec, params, x), y) + penalty(params, l1, l2)

@@ -1,0 +1,135 @@
+"""backprop.backward against independent truths: jax.grad, finite differences, float32."""
+
+import ast
+import inspect
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from jax.test_util import check_grads
+
+from jaxbp import backprop, gradcheck, model
+
+SPECS = list(gradcheck.valid_specs(depths=(1, 2, 3, 4)))
+
+
+def _ids(spec):
+    return f"{len(spec.sizes) - 2}x{spec.activation}-{spec.output}-{spec.loss}"
+
+
+def _max_rel_err(manual, auto):
+    diff = max(float(jnp.max(jnp.abs(m - a))) for m, a in
+               zip(jax.tree.leaves(manual), jax.tree.leaves(auto)))
+    scale = max(float(jnp.max(jnp.abs(a))) for a in jax.tree.leaves(auto))
+    return diff / scale
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=_ids)
+# Batch 1 without penalties, and a batch of many rows with both penalties.
+@pytest.mark.parametrize("batch,l1,l2", [(1, 0.0, 0.0), (17, 0.03, 0.2)])
+def test_backward_matches_jax_grad_float64(x64, spec, batch, l1, l2):
+    key = jax.random.PRNGKey(batch)
+    params = model.init(spec, key, bias="same")
+    x, y = gradcheck.make_batch(spec, jax.random.fold_in(key, 1), batch)
+    value, manual = backprop.backward(spec, params, x, y, l1=l1, l2=l2)
+    auto_value, auto = jax.value_and_grad(lambda p: model.loss(spec, p, x, y, l1=l1, l2=l2))(params)
+    assert jax.tree.structure(manual) == jax.tree.structure(params)
+    assert float(value) == pytest.approx(float(auto_value), rel=1e-12)
+    assert _max_rel_err(manual, auto) < 1e-10
+
+
+@pytest.mark.parametrize("spec", [s for s in SPECS if len(s.sizes) == 4], ids=_ids)
+def test_model_loss_passes_check_grads(x64, spec):
+    # Finite differences of model.loss against its own autodiff: validates the truth we use.
+    params = model.init(spec, jax.random.PRNGKey(3), bias="same")
+    x, y = gradcheck.make_batch(spec, jax.random.PRNGKey(4), 6)
+    check_grads(lambda p: model.loss(spec, p, x, y, l2=0.1), (params,), order=1, modes=["rev"])
+
+
+def test_backward_matches_central_differences(x64):
+    # A second, fully independent truth: numeric differences of the loss, entry by entry.
+    spec = model.Spec((2, 3, 2, 1), activation="tanh", output="sigmoid", loss="bce")
+    params = model.init(spec, jax.random.PRNGKey(5), bias="same")
+    x, y = gradcheck.make_batch(spec, jax.random.PRNGKey(6), 4)
+    _, grads = backprop.backward(spec, params, x, y, l2=0.3)
+    eps = 1e-6
+    for l, name in [(0, "W"), (1, "b"), (2, "W")]:
+        flat = np.asarray(params[l][name]).ravel()
+        for i in range(flat.size):
+            shift = np.zeros_like(flat); shift[i] = eps
+            def at(delta):
+                p = [dict(layer) for layer in params]
+                p[l][name] = jnp.asarray((flat + delta).reshape(params[l][name].shape))
+                return float(model.loss(spec, p, x, y, l2=0.3))
+            numeric = (at(shift) - at(-shift)) / (2 * eps)
+            assert float(grads[l][name].ravel()[i]) == pytest.approx(numeric, rel=1e-6, abs=1e-9)
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    sizes=st.lists(st.integers(1, 6), min_size=2, max_size=5),
+    activation=st.sampled_from(list(model.ACTIVATIONS)),
+    pair=st.sampled_from([("sigmoid", "mse"), ("identity", "mse"), ("softmax", "mse"),
+                          ("sigmoid", "bce"), ("softmax", "ce")]),
+    batch=st.integers(1, 9),
+    seed=st.integers(0, 2**31 - 1),
+)
+def test_backward_property_random_sizes(sizes, activation, pair, batch, seed):
+    with jax.enable_x64(True):
+        spec = model.Spec(tuple(sizes), activation, *pair)
+        key = jax.random.PRNGKey(seed)
+        params = model.init(spec, key, bias="same")
+        x, y = gradcheck.make_batch(spec, jax.random.fold_in(key, 1), batch)
+        _, manual = backprop.backward(spec, params, x, y, l1=0.01, l2=0.01)
+        auto = jax.grad(lambda p: model.loss(spec, p, x, y, l1=0.01, l2=0.01))(params)
+        assert _max_rel_err(manual, auto) < 1e-10
+
+
+@pytest.mark.parametrize("spec", [s for s in SPECS if len(s.sizes) == 3], ids=_ids)
+def test_backward_float32_agrees_within_1e5(spec):
+    params = model.init(spec, jax.random.PRNGKey(7))
+    x, y = gradcheck.make_batch(spec, jax.random.PRNGKey(8), 16)
+    _, manual = backprop.backward(spec, params, x, y)
+    auto = jax.grad(lambda p: model.loss(spec, p, x, y))(params)
+    assert manual[0]["W"].dtype == jnp.float32
+    assert _max_rel_err(manual, auto) < 1e-5
+
+
+def test_backward_under_jit_and_vmap_over_params():
+    spec = model.Spec((2, 3, 1))
+    keys = jax.random.split(jax.random.PRNGKey(0), 8)
+    params = jax.vmap(lambda k: model.init(spec, k))(keys)
+    x = jnp.array([[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]])
+    y = jnp.array([[0.0], [1.0], [1.0], [0.0]])
+    batched = jax.jit(jax.vmap(backprop.backward, in_axes=(None, 0, None, None)), static_argnums=0)
+    values, grads = batched(spec, params, x, y)
+    assert values.shape == (8,) and grads[0]["W"].shape == (8, 2, 3)
+    one = jax.tree.map(lambda a: a[5], params)
+    value5, grads5 = backprop.backward(spec, one, x, y)
+    np.testing.assert_allclose(values[5], value5, rtol=1e-6)
+    np.testing.assert_allclose(grads[1]["W"][5], grads5[1]["W"], rtol=1e-5, atol=1e-7)
+
+
+def test_backward_uses_no_autodiff():
+    tree = ast.parse(inspect.getsource(backprop))
+    names = {n.attr for n in ast.walk(tree) if isinstance(n, ast.Attribute)}
+    assert not names & {"grad", "value_and_grad", "vjp", "jvp", "jacobian", "jacrev", "jacfwd"}
+
+
+def test_backward_bad_shapes_raise():
+    spec = model.Spec((2, 3, 1))
+    params = model.init(spec, jax.random.PRNGKey(0))
+    with pytest.raises(ValueError, match=r"expected \(batch, 2\)"):
+        backprop.backward(spec, params, jnp.ones((4, 5)), jnp.ones((4, 1)))
+    with pytest.raises(ValueError, match=r"y has shape \(3, 1\)"):
+        backprop.backward(spec, params, jnp.ones((4, 2)), jnp.ones((3, 1)))
+
+
+def test_gradcheck_cli_exits_zero_and_fails_on_tiny_tolerance(capsys):
+    assert gradcheck.main(["--sizes", "2,3,1"]) == 0
+    assert "worst relative error" in capsys.readouterr().out
+    # 1e-30 is below float64 round-off, so the same check must now fail.
+    assert gradcheck.main(["--sizes", "2,3,1", "--tol", "1e-30"]) == 1
