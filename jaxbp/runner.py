@@ -1,0 +1,184 @@
+"""Runs a program over many members (seed, lr) at once: vmapped, sharded, chunked, cached.
+
+The member axis holds one network per (seed, lr) pair and is sharded over local devices
+with a 1-D mesh. Epochs run in chunks of whole logging blocks with the host loop between
+chunks, which is where the progress bar moves. Compiled programs are cached per shape, so
+jobs in one process that differ only in ``lr`` or ``seed`` compile once.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+from jaxbp import config, engine
+from jaxbp.config import RunConfig
+
+TARGET_CHUNKS = 20  # progress updates per job; each chunk is one call of the same program
+
+
+class RunResult(NamedTuple):
+    """Host-side results for ``N`` members; per-member arrays have leading axis ``N``."""
+
+    seeds: np.ndarray
+    lrs: np.ndarray
+    metrics: dict[str, np.ndarray]
+    params: list[dict[str, np.ndarray]]
+    curve_members: np.ndarray  # indices into the member axis
+    curve_epochs: np.ndarray  # (T,) epochs at which curves are sampled, ending at `epochs`
+    curves: np.ndarray  # (len(curve_members), T)
+    wall_s: float
+    compile_s: float
+    backend: str
+    device: str
+
+
+class _Programs(NamedTuple):
+    program: engine.Program
+    init: object
+    chunks: dict
+    finalize: object
+
+
+_PROGRAMS: dict[RunConfig, _Programs] = {}
+_COMPILED: dict[tuple, object] = {}
+COMPILE_COUNT = 0  # programs compiled by this process (tests read it)
+
+
+def _programs(cfg: RunConfig) -> _Programs:
+    key = config.shape_key(cfg)
+    if key not in _PROGRAMS:
+        program = engine.make_program(cfg)
+        init = jax.jit(jax.vmap(lambda seed: program.init(engine.seed_key(seed))))
+        finalize = jax.jit(jax.vmap(program.finalize, in_axes=(0, None)))
+        _PROGRAMS[key] = _Programs(program, init, {}, finalize)
+    return _PROGRAMS[key]
+
+
+def program_for(cfg: RunConfig) -> engine.Program:
+    """The (cached) program for ``cfg``; building it loads and checks the data."""
+    return _programs(cfg).program
+
+
+def _chunk_fn(programs: _Programs, n_blocks: int, log_every: int):
+    if n_blocks not in programs.chunks:
+        step_all = jax.vmap(programs.program.step, in_axes=(0, 0, None))
+
+        def chunk(states, lrs, first_block, epochs, curve_members):
+            return engine.run_blocks(step_all, states, lrs, first_block, n_blocks, epochs,
+                                     log_every, lambda loss: loss[curve_members])
+
+        programs.chunks[n_blocks] = jax.jit(chunk)
+    return programs.chunks[n_blocks]
+
+
+def _signature(args) -> tuple:
+    leaves, treedef = jax.tree.flatten(args)
+    return treedef, tuple((np.shape(a), str(jnp.result_type(a)), getattr(a, "sharding", None))
+                          for a in leaves)
+
+
+def _compiled(fn, *args):
+    """The AOT-compiled ``fn`` for these argument shapes, and seconds spent compiling it."""
+    global COMPILE_COUNT
+    key = (id(fn), _signature(args))
+    if key in _COMPILED:
+        return _COMPILED[key], 0.0
+    start = time.perf_counter()
+    compiled = fn.lower(*args).compile()
+    COMPILE_COUNT += 1
+    _COMPILED[key] = compiled
+    return compiled, time.perf_counter() - start
+
+
+def _mesh_sharding(cfg: RunConfig):
+    devices = jax.local_devices()
+    count = len(devices) if cfg.devices is None else min(cfg.devices, len(devices))
+    if count <= 1:
+        return None, 1
+    mesh = Mesh(np.array(devices[:count]), ("members",))
+    return NamedSharding(mesh, PartitionSpec("members")), count
+
+
+def _progress_bar(cfg: RunConfig, show: bool | None, desc: str):
+    from tqdm.auto import tqdm
+
+    if show is None:
+        show = cfg.progress and sys.stderr.isatty()
+    # delay: a job that ends within a second never draws a bar.
+    return tqdm(total=cfg.epochs, unit="epoch", desc=desc, disable=not show, delay=1.0,
+                leave=False, file=sys.stderr, dynamic_ncols=True)
+
+
+def run(cfg: RunConfig, seeds=None, lrs=None, curve_members=None, progress: bool | None = None,
+        desc: str = "train") -> RunResult:
+    """Trains every member and returns host-side results.
+
+    Args:
+        cfg: the job; ``seeds`` default to ``seed .. seed+num_seeds-1``, ``lrs`` to ``cfg.lr``.
+        seeds, lrs: optional per-member integer seeds and learning rates, equal lengths.
+        curve_members: member indices whose curves are kept (default the first
+            ``curve_seeds``).
+        progress: force the bar on or off; default ``cfg.progress`` on a TTY.
+    """
+    started = time.perf_counter()
+    seeds = np.arange(cfg.seed, cfg.seed + cfg.num_seeds) if seeds is None else np.asarray(seeds)
+    lrs = np.full(len(seeds), cfg.lr) if lrs is None else np.broadcast_to(lrs, seeds.shape)
+    if curve_members is None:
+        curve_members = np.arange(min(cfg.curve_seeds, len(seeds)))
+    curve_members = np.asarray(curve_members, np.int32)
+    programs = _programs(cfg)
+    dtype = jnp.dtype(cfg.dtype)
+
+    sharding, n_devices = _mesh_sharding(cfg)
+    n = len(seeds)
+    padded = math.ceil(n / n_devices) * n_devices  # pad with copies of the last member
+    seed_arr = np.concatenate([seeds, np.repeat(seeds[-1:], padded - n)]).astype(np.uint32)
+    lr_arr = np.concatenate([lrs, np.repeat(lrs[-1:], padded - n)]).astype(dtype)
+    place = (lambda a: jax.device_put(a, sharding)) if sharding else jnp.asarray
+    seed_arr, lr_arr = place(seed_arr), place(lr_arr)
+
+    total_blocks = math.ceil(cfg.epochs / cfg.log_every)
+    blocks_per_chunk = math.ceil(total_blocks / TARGET_CHUNKS)
+    chunk = _chunk_fn(programs, blocks_per_chunk, cfg.log_every)
+    epochs = jnp.int32(cfg.epochs)
+    curve_idx = jnp.asarray(curve_members)
+
+    init, compile_s = _compiled(programs.init, seed_arr)
+    states = init(seed_arr)
+    chunk_args = (states, lr_arr, jnp.int32(0), epochs, curve_idx)
+    chunk_c, seconds = _compiled(chunk, *chunk_args)
+    compile_s += seconds
+    finalize_c, seconds = _compiled(programs.finalize, states, epochs)
+    compile_s += seconds
+
+    curves = []
+    with _progress_bar(cfg, progress, desc) as bar:
+        for first_block in range(0, total_blocks, blocks_per_chunk):
+            states, curve = chunk_c(states, lr_arr, jnp.int32(first_block), epochs, curve_idx)
+            curves.append(curve)
+            if not bar.disable:
+                jax.block_until_ready(curve)
+                bar.update(min(cfg.epochs, (first_block + blocks_per_chunk) * cfg.log_every) - bar.n)
+    params, metrics = finalize_c(states, epochs)
+    metrics = {k: np.asarray(v)[:n] for k, v in metrics.items()}
+    params = jax.tree.map(lambda a: np.asarray(a)[:n], params)
+
+    curves = np.concatenate([np.asarray(c) for c in curves], axis=0)[:total_blocks].T
+    final = metrics["final_loss"][curve_members][:, None]
+    device = jax.local_devices()[0]
+    return RunResult(
+        seeds=seeds, lrs=np.asarray(lrs), metrics=metrics, params=params,
+        curve_members=curve_members,
+        curve_epochs=np.append(engine.curve_epochs(cfg), cfg.epochs),
+        curves=np.concatenate([curves, final], axis=1),
+        wall_s=time.perf_counter() - started, compile_s=compile_s,
+        backend=jax.default_backend(), device=f"{device.device_kind} x{n_devices}",
+    )
