@@ -254,11 +254,11 @@ def refusal(err: ConfigError, job: str = "") -> str:
 
 def resolved_values(cfg) -> dict:
     """A composed Hydra config as plain resolved dicts, without Hydra's own node."""
-    from omegaconf import OmegaConf
+    from omegaconf import Container, OmegaConf
 
-    values = OmegaConf.to_container(cfg, resolve=True)
-    values.pop("hydra", None)
-    return values
+    return {key: OmegaConf.to_container(cfg[key], resolve=True)
+            if isinstance(cfg[key], Container) else cfg[key]
+            for key in cfg if key != "hydra"}
 
 
 def register_experiments(directory) -> None:

@@ -1,10 +1,17 @@
-"""Shared fixtures. Strict promotion makes silent dtype or rank broadcasting fail loudly."""
+"""Shared fixtures. Rank promotion raises everywhere, so silent broadcasting fails loudly;
+the maths modules also run under strict dtype promotion (optax itself is not strict-clean,
+so the engine tests use JAX's standard promotion)."""
 
 import jax
 import pytest
 
 jax.config.update("jax_numpy_rank_promotion", "raise")
-jax.config.update("jax_numpy_dtype_promotion", "strict")
+
+
+@pytest.fixture
+def strict_dtypes():
+    with jax.numpy_dtype_promotion("strict"):
+        yield
 
 
 @pytest.fixture

@@ -13,6 +13,7 @@ from jax.test_util import check_grads
 
 from jaxbp import backprop, gradcheck, model
 
+pytestmark = pytest.mark.usefixtures("strict_dtypes")
 SPECS = list(gradcheck.valid_specs(depths=(1, 2, 3, 4)))
 
 

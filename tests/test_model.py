@@ -7,6 +7,7 @@ import pytest
 
 from jaxbp import model
 
+pytestmark = pytest.mark.usefixtures("strict_dtypes")
 KEY = jax.random.PRNGKey(0)
 
 

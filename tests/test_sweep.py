@@ -1,0 +1,92 @@
+"""Real ``-m`` sweeps in a subprocess: the aggregated CSVs, resume, and failed jobs."""
+
+import pandas as pd
+import pytest
+
+from cli import run_cli
+from jaxbp import results, stats, sweep
+
+SWEEP_ARGS = ["-m", "lr=0.1,1.0", "hidden=2,3", "num_seeds=8", "epochs=60"]
+
+
+@pytest.fixture(scope="module")
+def finished_sweep(tmp_path_factory):
+    root = tmp_path_factory.mktemp("sweep")
+    proc = run_cli("jaxbp.train", *SWEEP_ARGS, f"hydra.sweep.dir={root / 'sweep'}", cwd=root)
+    assert proc.returncode == 0, proc.stderr
+    return root, proc
+
+
+def test_sweep_csvs_have_one_row_per_job_and_per_seed(finished_sweep):
+    root, proc = finished_sweep
+    table = pd.read_csv(root / "sweep" / "sweep.csv")
+    assert len(table) == 4 and (table["status"] == "ok").all()
+    assert list(table.columns[:3]) == ["lr", "hidden", "epochs"]
+    assert list(table.columns[3:7]) == ["job", "job_dir", "status", "reason"]
+    assert list(table.columns[7:]) == sweep.STAT_COLUMNS
+    assert sorted(zip(table["lr"], table["hidden"])) == [(0.1, 2), (0.1, 3), (1.0, 2), (1.0, 3)]
+    seeds = pd.read_csv(root / "sweep" / "sweep_seeds.csv")
+    assert len(seeds) == 4 * 8
+    assert list(seeds.columns[:4]) == ["lr", "hidden", "num_seeds", "epochs"]
+    assert list(seeds.columns[-len(results.SEED_COLUMNS):]) == results.SEED_COLUMNS
+    # sweep.csv's figures are the seeds' figures: recompute one job independently.
+    job = seeds[(seeds["lr"] == 1.0) & (seeds["hidden"] == 3)]
+    row = table[(table["lr"] == 1.0) & (table["hidden"] == 3)].iloc[0]
+    assert row["final_loss_median"] == pytest.approx(job["final_loss"].median())
+    low, high = stats.wilson(int(job["converged"].sum()), len(job))
+    assert (row["success_ci_low"], row["success_ci_high"]) == pytest.approx((low, high))
+    # Jobs after the first of each shape reuse its compiled program.
+    assert (table.sort_values("job")["compile_s"].iloc[2:] < 0.05).all()
+    assert proc.stdout.count("seeds, xor") == 4  # each job ends with its summary line
+
+
+def test_resume_recomputes_only_the_broken_job(finished_sweep):
+    root, _ = finished_sweep
+    sweep_dir = root / "sweep"
+    (sweep_dir / "2" / "seeds.csv").unlink()
+    stamps = {j: (sweep_dir / str(j) / "summary.json").stat().st_mtime_ns for j in (0, 1, 3)}
+    proc = run_cli("jaxbp.train", *SWEEP_ARGS, f"hydra.sweep.dir={sweep_dir}", cwd=root)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.count("already complete, skipped") == 3
+    assert proc.stdout.count("seeds, xor") == 1
+    assert {j: (sweep_dir / str(j) / "summary.json").stat().st_mtime_ns for j in (0, 1, 3)} == stamps
+    assert len(pd.read_csv(sweep_dir / "sweep.csv")) == 4
+    assert len(pd.read_csv(sweep_dir / "sweep_seeds.csv")) == 32
+
+
+def test_failed_job_is_recorded_and_the_rest_kept(tmp_path):
+    good = tmp_path / "good.csv"
+    pd.DataFrame({"a": [0.0, 1.0, 2.0, 3.0], "y": [0, 1, 1, 0]}).to_csv(good, index=False)
+    broken = tmp_path / "broken.csv"  # passes the checks, fails inside the job
+    broken.write_text("a,y\nnot-a-number,1\n2,0\n")
+    sweep_dir = tmp_path / "sweep"
+    proc = run_cli("jaxbp.train", "-m", "data=file", f"data.path={good},{broken}", "num_seeds=4",
+                   "epochs=20", f"hydra.sweep.dir={sweep_dir}", cwd=tmp_path)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    table = pd.read_csv(sweep_dir / "sweep.csv")
+    assert list(table["status"]) == ["ok", "failed"]
+    assert "ValueError" in table["reason"].iloc[1]
+    assert len(pd.read_csv(sweep_dir / "sweep_seeds.csv")) == 4
+
+
+def test_divergent_lr_completes_and_reports_its_rate(tmp_path):
+    sweep_dir = tmp_path / "sweep"
+    proc = run_cli("jaxbp.train", "-m", "lr=0.1,100000", "activation=identity", "output=identity",
+                   "num_seeds=6", "epochs=30", f"hydra.sweep.dir={sweep_dir}",
+                   cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    table = pd.read_csv(sweep_dir / "sweep.csv").set_index("lr")
+    assert table.loc[100000, "diverged_rate"] == 1.0 and table.loc[0.1, "diverged_rate"] == 0.0
+    assert "6 diverged" in proc.stdout
+
+
+def test_aggregate_reports_interrupted_jobs_as_missing(finished_sweep, tmp_path):
+    import shutil
+
+    root, _ = finished_sweep
+    copy = tmp_path / "copy"
+    shutil.copytree(root / "sweep", copy)
+    (copy / "1" / results.MARKER).unlink()  # as if killed between the files and the marker
+    table, seeds = sweep.aggregate(copy)
+    assert table.set_index("job").loc[1, "status"] == "missing"
+    assert len(seeds) == 3 * 8
