@@ -1,7 +1,8 @@
 """Backpropagation written out by hand: the chain rule, one line per equation.
 
 No ``jax.grad``, ``jax.vjp``, ``jax.jvp`` or ``jax.jacobian`` is used here; the test suite
-checks every line against ``jax.grad`` of :func:`jaxbp.model.loss`.
+checks every line against ``jax.grad`` of :func:`jaxbp.model.loss`. ``matmul(a, b)`` is
+``a @ b`` (:func:`jaxbp.model.matmul` explains why it is not written with ``@``).
 
 Forward pass, storing what the backward pass needs (symbols as in :mod:`jaxbp.model`)::
 
@@ -34,7 +35,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxbp import model
-from jaxbp.model import Array, Params, Spec
+from jaxbp.model import Array, Params, Spec, matmul
 
 # f′(z) for each hidden activation, from z and h = f(z); reusing h saves a second
 # transcendental per unit, the dominant cost of a small network.
@@ -83,7 +84,7 @@ def backward(
     # Forward: keep every layer input h_{l-1} and pre-activation z_l.
     hs, zs = [x], []
     for l, layer in enumerate(params):
-        zs.append(hs[-1] @ layer["W"] + layer["b"][None, :])
+        zs.append(matmul(hs[-1], layer["W"]) + layer["b"][None, :])
         if l < len(params) - 1:
             hs.append(f(zs[-1]))
     y_hat = model.OUTPUTS[spec.output](zs[-1])
@@ -95,9 +96,9 @@ def backward(
     for l in reversed(range(len(params))):
         W = params[l]["W"]
         grads[l] = {
-            "W": hs[l].T @ delta + l2 * W + l1 * jnp.sign(W),
+            "W": matmul(hs[l].T, delta) + l2 * W + l1 * jnp.sign(W),
             "b": jnp.sum(delta, axis=0),
         }
         if l > 0:
-            delta = (delta @ W.T) * f_prime(zs[l - 1], hs[l])
+            delta = matmul(delta, W.T) * f_prime(zs[l - 1], hs[l])
     return value, grads

@@ -42,8 +42,7 @@ class RunResult(NamedTuple):
 
 class _Programs(NamedTuple):
     program: engine.Program
-    init: object
-    chunks: dict
+    chunks: dict  # jitted init and chunk functions, by what they were specialised for
     finalize: object
 
 
@@ -56,9 +55,8 @@ def _programs(cfg: RunConfig) -> _Programs:
     key = config.shape_key(cfg)
     if key not in _PROGRAMS:
         program = engine.make_program(cfg)
-        init = jax.jit(jax.vmap(lambda seed: program.init(engine.seed_key(seed))))
         finalize = jax.jit(jax.vmap(program.finalize, in_axes=(0, None)))
-        _PROGRAMS[key] = _Programs(program, init, {}, finalize)
+        _PROGRAMS[key] = _Programs(program, {}, finalize)
     return _PROGRAMS[key]
 
 
@@ -67,16 +65,34 @@ def program_for(cfg: RunConfig) -> engine.Program:
     return _programs(cfg).program
 
 
-def _chunk_fn(programs: _Programs, n_blocks: int, log_every: int):
-    if n_blocks not in programs.chunks:
+def _constrain(states, sharding):
+    """Pins every state leaf to the member sharding, so chunk outputs can feed the next call
+    of the same compiled program unchanged."""
+    if sharding is None:
+        return states
+    return jax.tree.map(lambda leaf: jax.lax.with_sharding_constraint(leaf, sharding), states)
+
+
+def _init_fn(programs: _Programs, sharding):
+    key = ("init", sharding)
+    if key not in programs.chunks:
+        init = jax.vmap(lambda seed: programs.program.init(engine.seed_key(seed)))
+        programs.chunks[key] = jax.jit(lambda seeds: _constrain(init(seeds), sharding))
+    return programs.chunks[key]
+
+
+def _chunk_fn(programs: _Programs, n_blocks: int, log_every: int, sharding):
+    key = ("chunk", n_blocks, log_every, sharding)
+    if key not in programs.chunks:
         step_all = jax.vmap(programs.program.step, in_axes=(0, 0, None))
 
         def chunk(states, lrs, first_block, epochs, curve_members):
-            return engine.run_blocks(step_all, states, lrs, first_block, n_blocks, epochs,
-                                     log_every, lambda loss: loss[curve_members])
+            states, curve = engine.run_blocks(step_all, states, lrs, first_block, n_blocks, epochs,
+                                              log_every, lambda loss: loss[curve_members])
+            return _constrain(states, sharding), curve
 
-        programs.chunks[n_blocks] = jax.jit(chunk)
-    return programs.chunks[n_blocks]
+        programs.chunks[key] = jax.jit(chunk)
+    return programs.chunks[key]
 
 
 def _signature(args) -> tuple:
@@ -147,11 +163,11 @@ def run(cfg: RunConfig, seeds=None, lrs=None, curve_members=None, progress: bool
 
     total_blocks = math.ceil(cfg.epochs / cfg.log_every)
     blocks_per_chunk = math.ceil(total_blocks / TARGET_CHUNKS)
-    chunk = _chunk_fn(programs, blocks_per_chunk, cfg.log_every)
+    chunk = _chunk_fn(programs, blocks_per_chunk, cfg.log_every, sharding)
     epochs = jnp.int32(cfg.epochs)
     curve_idx = jnp.asarray(curve_members)
 
-    init, compile_s = _compiled(programs.init, seed_arr)
+    init, compile_s = _compiled(_init_fn(programs, sharding), seed_arr)
     states = init(seed_arr)
     chunk_args = (states, lr_arr, jnp.int32(0), epochs, curve_idx)
     chunk_c, seconds = _compiled(chunk, *chunk_args)

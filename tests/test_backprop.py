@@ -69,7 +69,7 @@ def test_backward_matches_central_differences(x64):
             assert float(grads[l][name].ravel()[i]) == pytest.approx(numeric, rel=1e-6, abs=1e-9)
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=12, deadline=None)
 @given(
     sizes=st.lists(st.integers(1, 6), min_size=2, max_size=5),
     activation=st.sampled_from(list(model.ACTIVATIONS)),

@@ -1,0 +1,218 @@
+"""``python -m jaxbp.bench``: how fast is jaxbp, against baselines measured in the same run.
+
+Every implementation trains the same job: XOR 2-H-1, sigmoid hidden and output units, MSE,
+full-batch SGD, E epochs, S seeds (float32). Throughput is seed-epochs per second, measured
+in steady state: each implementation runs once to warm up (compile), then is timed, with
+``block_until_ready`` so JAX's asynchronous dispatch cannot hide work.
+
+``impl`` rows:
+
+* ``jaxbp_vmap``: :func:`jaxbp.runner.run`, every seed in one compiled program.
+* ``jaxbp_sequential``: the same engine (``jit(make_train(cfg))``) called seed by seed. It
+  is linear in S, so it is timed on ``min(S, --sequential-seeds)`` seeds; ``num_seeds``
+  says how many.
+* ``numpy_batched``: the same maths hand-vectorised over seeds with NumPy: what a careful
+  user writes without JAX. ``--numpy-seeds`` caps its seeds for very large S (its
+  throughput is flat in S once the arrays outgrow the caches).
+* ``roofline``: an upper bound for this machine. A seed-epoch of XOR 2-H-1 evaluates the
+  sigmoid ``4·(H+1)`` times (4 rows; H hidden units and 1 output; the backward pass reuses
+  ``h`` so needs none), and the sigmoid's exp and divide dominate the arithmetic of such a
+  small net: the matmuls are ``2·4·(2H+H)`` multiply-adds, cheaper than the
+  transcendentals. We measure jitted ``sigmoid`` throughput on a large float32 array and
+  divide it by ``4·(H+1)``; no implementation that evaluates those sigmoids can go faster
+  than that on this device (apart from the sigmoid array's own memory traffic, which the
+  bound pays and a fused kernel does not; so the bound is loose from below by at most that).
+
+``--scaling`` adds ``jaxbp_vmap`` rows for S = 1, 10, ..., 100,000 (``--max-scaling-seeds``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import resource
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pandas as pd
+
+from jaxbp import config, data, engine, runner
+
+COLUMNS = ["impl", "num_seeds", "epochs", "hidden", "seed_epochs_per_s", "wall_s", "compile_s",
+           "backend", "device", "peak_rss_mb"]
+
+
+def job_config(seeds: int, epochs: int, hidden: int, dataset: str = "xor") -> config.RunConfig:
+    """The benchmark job; curves are off so only training is timed."""
+    return config.from_dict({
+        "num_seeds": seeds, "epochs": epochs, "hidden": hidden, "lr": 0.5,
+        "log_every": min(epochs, 100), "curve_seeds": 0, "progress": False,
+        "compile_cache": None, "data": {"name": dataset},
+    })
+
+
+def _peak_rss_mb() -> float:
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / (1024 * 1024) if platform.system() == "Darwin" else peak / 1024
+
+
+def _row(impl, seeds, cfg, wall, compile_s):
+    device = jax.local_devices()[0]
+    return {"impl": impl, "num_seeds": seeds, "epochs": cfg.epochs, "hidden": cfg.hidden,
+            "seed_epochs_per_s": seeds * cfg.epochs / wall, "wall_s": wall, "compile_s": compile_s,
+            "backend": jax.default_backend(), "device": device.device_kind,
+            "peak_rss_mb": _peak_rss_mb()}
+
+
+def bench_vmap(cfg: config.RunConfig) -> dict:
+    first = runner.run(cfg)  # compiles
+    steady = runner.run(cfg)
+    assert steady.compile_s == 0.0
+    return _row("jaxbp_vmap", cfg.num_seeds, cfg, steady.wall_s, first.compile_s)
+
+
+def bench_sequential(cfg: config.RunConfig, seeds: int) -> dict:
+    train = jax.jit(engine.make_train(cfg))
+    lr = jnp.float32(cfg.lr)
+    start = time.perf_counter()
+    jax.block_until_ready(train(engine.seed_key(0), lr))
+    compile_s = time.perf_counter() - start
+    start = time.perf_counter()
+    for seed in range(seeds):
+        jax.block_until_ready(train(engine.seed_key(seed), lr))
+    return _row("jaxbp_sequential", seeds, cfg, time.perf_counter() - start, compile_s)
+
+
+def numpy_train(x: np.ndarray, y: np.ndarray, params: list[np.ndarray], lr: float, epochs: int):
+    """Full-batch SGD on a 2-H-1 sigmoid/MSE net for S seeds at once, in NumPy.
+
+    ``params = [W1 (S,2,H), b1 (S,H), W2 (S,H,1), b2 (S,1)]``; the equations are
+    :mod:`jaxbp.backprop`'s. Returns the final params.
+    """
+    W1, b1, W2, b2 = (p.copy() for p in params)
+    n = x.shape[0]
+    for _ in range(epochs):
+        h = 1.0 / (1.0 + np.exp(-(np.matmul(x, W1) + b1[:, None, :])))  # (S, n, H)
+        y_hat = 1.0 / (1.0 + np.exp(-(np.matmul(h, W2) + b2[:, None, :])))  # (S, n, 1)
+        d2 = (y_hat - y) * y_hat * (1.0 - y_hat) / n  # δ_L for sigmoid + mse
+        d1 = np.matmul(d2, W2.transpose(0, 2, 1)) * h * (1.0 - h)  # δ_l
+        W2 -= lr * np.matmul(h.transpose(0, 2, 1), d2)
+        b2 -= lr * d2.sum(axis=1)
+        W1 -= lr * np.matmul(x.T, d1)
+        b1 -= lr * d1.sum(axis=1)
+    return [W1, b1, W2, b2]
+
+
+def bench_numpy(cfg: config.RunConfig, seeds: int) -> dict:
+    ds = data.load(cfg.data, cfg.loss)
+    x, y = ds.x_train.astype(np.float32), ds.y_train.astype(np.float32)
+    program = engine.make_program(cfg)
+    init = jax.jit(jax.vmap(lambda s: program.init(engine.seed_key(s)).params))
+    layers = init(jnp.arange(seeds, dtype=jnp.uint32))
+    params = [np.asarray(layers[0]["W"]), np.asarray(layers[0]["b"]),
+              np.asarray(layers[1]["W"]), np.asarray(layers[1]["b"])]
+    numpy_train(x, y, params, cfg.lr, 2)  # warm caches and allocator
+    start = time.perf_counter()
+    numpy_train(x, y, params, np.float32(cfg.lr), cfg.epochs)
+    return _row("numpy_batched", seeds, cfg, time.perf_counter() - start, 0.0)
+
+
+def bench_roofline(cfg: config.RunConfig, repeats: int = 20) -> dict:
+    # Large enough to keep every core (or the whole GPU) busy for many microseconds.
+    size = 1 << 24 if jax.default_backend() == "cpu" else 1 << 28
+    sigmoid = jax.jit(jax.nn.sigmoid)
+    z = jax.random.normal(jax.random.PRNGKey(0), (size,), jnp.float32)
+    start = time.perf_counter()
+    jax.block_until_ready(sigmoid(z))
+    compile_s = time.perf_counter() - start
+    start = time.perf_counter()
+    for _ in range(repeats):
+        out = sigmoid(z)
+    jax.block_until_ready(out)
+    evals_per_s = size * repeats / (time.perf_counter() - start)
+    rows = data.load(cfg.data, cfg.loss).x_train.shape[0]
+    sigmoids_per_seed_epoch = rows * (cfg.hidden + 1)
+    rate = evals_per_s / sigmoids_per_seed_epoch
+    wall = cfg.num_seeds * cfg.epochs / rate  # the time this job would take at the bound
+    return _row("roofline", cfg.num_seeds, cfg, wall, compile_s)
+
+
+def run_benchmark(seeds: int, epochs: int, hidden: int, dataset: str = "xor",
+                  sequential_seeds: int = 256, numpy_seeds: int | None = None,
+                  impls=None) -> pd.DataFrame:
+    """One row per implementation, all measured in this process."""
+    cfg = job_config(seeds, epochs, hidden, dataset)
+    impls = impls or ["jaxbp_vmap", "jaxbp_sequential", "numpy_batched", "roofline"]
+    bench = {
+        "jaxbp_vmap": lambda: bench_vmap(cfg),
+        "jaxbp_sequential": lambda: bench_sequential(cfg, min(seeds, sequential_seeds)),
+        "numpy_batched": lambda: bench_numpy(cfg, min(seeds, numpy_seeds or seeds)),
+        "roofline": lambda: bench_roofline(cfg),
+    }
+    return pd.DataFrame([bench[name]() for name in impls], columns=COLUMNS)
+
+
+def scaling(epochs: int, hidden: int, max_seeds: int, dataset: str = "xor") -> pd.DataFrame:
+    """``jaxbp_vmap`` throughput for S = 1, 10, 100, ... up to ``max_seeds``."""
+    sizes = [10**k for k in range(0, 9) if 10**k <= max_seeds]
+    return pd.DataFrame([bench_vmap(job_config(s, epochs, hidden, dataset)) for s in sizes],
+                        columns=COLUMNS)
+
+
+def format_table(table: pd.DataFrame) -> str:
+    """The printed table: throughput, and jaxbp_vmap's speed as a multiple of each row's."""
+    vmap = table[(table["impl"] == "jaxbp_vmap")]["seed_epochs_per_s"].max()
+    lines = [f"{'impl':<18} {'seeds':>9} {'seed-epochs/s':>14} {'wall s':>8} {'compile s':>9} "
+             f"{'vmap ÷ impl':>12}"]
+    for _, row in table.iterrows():
+        ratio = vmap / row["seed_epochs_per_s"]
+        shown = f"{ratio:.1%}" if row["impl"] == "roofline" else f"{ratio:.2f}×"
+        lines.append(f"{row['impl']:<18} {row['num_seeds']:>9} {row['seed_epochs_per_s']:>14.4g} "
+                     f"{row['wall_s']:>8.3f} {row['compile_s']:>9.3f} {shown:>12}")
+    first = table.iloc[0]
+    lines.append(f"backend {first['backend']}, device {first['device']}, peak RSS "
+                 f"{table['peak_rss_mb'].max():.0f} MB")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m jaxbp.bench", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seeds", type=int, default=10_000)
+    parser.add_argument("--epochs", type=int, default=1000)
+    parser.add_argument("--hidden", type=int, default=3)
+    parser.add_argument("--data", default="xor", choices=["xor"])
+    parser.add_argument("--out", default="bench.csv")
+    parser.add_argument("--quick", action="store_true", help="a tiny smoke run (64 seeds, 50 epochs)")
+    parser.add_argument("--scaling", action="store_true", help="add jaxbp_vmap rows for S=1..100k")
+    parser.add_argument("--max-scaling-seeds", type=int, default=100_000)
+    parser.add_argument("--sequential-seeds", type=int, default=256,
+                        help="seeds timed one by one (throughput is linear in S)")
+    parser.add_argument("--numpy-seeds", type=int, default=None,
+                        help="cap on numpy_batched's seeds (default --seeds)")
+    parser.add_argument("--impls", help="comma-separated subset of impls to run")
+    args = parser.parse_args(argv)
+    if min(args.seeds, args.epochs, args.hidden) < 1:
+        parser.error("--seeds, --epochs and --hidden must be >= 1")
+    if args.quick:
+        args.seeds, args.epochs, args.sequential_seeds, args.max_scaling_seeds = 64, 50, 4, 100
+
+    impls = args.impls.split(",") if args.impls else None
+    table = run_benchmark(args.seeds, args.epochs, args.hidden, args.data, args.sequential_seeds,
+                          args.numpy_seeds, impls)
+    print(format_table(table))
+    if args.scaling:
+        series = scaling(args.epochs, args.hidden, args.max_scaling_seeds, args.data)
+        print("\nscaling (jaxbp_vmap):")
+        print(series[["num_seeds", "seed_epochs_per_s", "wall_s"]].to_string(index=False))
+        table = pd.concat([table, series.assign(impl="jaxbp_vmap_scaling")], ignore_index=True)
+    table.to_csv(args.out, index=False)
+    print(f"→ {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
