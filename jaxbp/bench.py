@@ -162,6 +162,29 @@ def scaling(epochs: int, hidden: int, max_seeds: int, dataset: str = "xor") -> p
                         columns=COLUMNS)
 
 
+def launcher_speedup(num_lrs: int = 10, seeds: int = 1000, epochs: int = 1000) -> pd.DataFrame:
+    """Wall time of ``-m lr=<num_lrs values> num_seeds=<seeds>`` under the basic and the vmap
+    launcher, each a fresh ``python -m jaxbp.train`` process with no persistent compile cache
+    (so both pay their compiles), run one after the other on this machine."""
+    import subprocess
+    import tempfile
+
+    lrs = ",".join(f"{lr:.3g}" for lr in np.geomspace(0.05, 5.0, num_lrs))
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for launcher in ("basic", "vmap"):
+            args = [sys.executable, "-m", "jaxbp.train", "-m", f"lr={lrs}", f"num_seeds={seeds}",
+                    f"epochs={epochs}", f"hydra/launcher={launcher}", "compile_cache=null",
+                    "progress=false", f"hydra.sweep.dir={tmp}/{launcher}"]
+            start = time.perf_counter()
+            subprocess.run(args, check=True, capture_output=True, cwd=tmp)
+            rows.append({"launcher": launcher, "jobs": num_lrs, "num_seeds": seeds, "epochs": epochs,
+                         "sweep_wall_s": time.perf_counter() - start})
+    table = pd.DataFrame(rows)
+    table["speedup_vs_basic"] = table["sweep_wall_s"].iloc[0] / table["sweep_wall_s"]
+    return table
+
+
 def format_table(table: pd.DataFrame) -> str:
     """The printed table: throughput, and jaxbp_vmap's speed as a multiple of each row's."""
     vmap = table[(table["impl"] == "jaxbp_vmap")]["seed_epochs_per_s"].max()
@@ -194,6 +217,8 @@ def main(argv=None) -> int:
     parser.add_argument("--numpy-seeds", type=int, default=None,
                         help="cap on numpy_batched's seeds (default --seeds)")
     parser.add_argument("--impls", help="comma-separated subset of impls to run")
+    parser.add_argument("--launchers", action="store_true",
+                        help="also time a 10-lr sweep under the basic and the vmap launcher")
     args = parser.parse_args(argv)
     if min(args.seeds, args.epochs, args.hidden) < 1:
         parser.error("--seeds, --epochs and --hidden must be >= 1")
@@ -211,6 +236,9 @@ def main(argv=None) -> int:
         table = pd.concat([table, series.assign(impl="jaxbp_vmap_scaling")], ignore_index=True)
     table.to_csv(args.out, index=False)
     print(f"→ {args.out}")
+    if args.launchers:
+        print("\nsweep -m lr=<10 values> (whole-sweep wall time, fresh processes):")
+        print(launcher_speedup(seeds=args.seeds, epochs=args.epochs).to_string(index=False))
     return 0
 
 

@@ -104,8 +104,13 @@ class RunConfig:
 
 
 def register_schema() -> None:
-    """Registers the typed schema in Hydra's ConfigStore (``conf/config.yaml`` extends it)."""
+    """Registers the typed schema in Hydra's ConfigStore (``conf/config.yaml`` extends it)
+    and makes jaxbp's ``vmap`` launcher visible to Hydra's plugin scan."""
     from hydra.core.config_store import ConfigStore
+
+    from jaxbp import paths
+
+    paths.expose_hydra_plugins()
 
     store = ConfigStore.instance()
     # Hydra needs mutable dataclasses; the frozen ones above are made mutable copies here.

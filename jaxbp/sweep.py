@@ -75,6 +75,8 @@ def check_jobs(cfg: DictConfig, config_name: str | None) -> None:
             print(f"jaxbp: job {label} cannot be composed:\n{err}{cause}\n"
                   "Nothing was trained and no results were written.", file=sys.stderr)
             sys.exit(2)
+        except Exception:  # noqa: BLE001 - not a bad value: the job itself records the failure
+            continue
 
 
 def job_dirs(sweep_dir: Path) -> list[Path]:
