@@ -9,6 +9,7 @@ checks every job's config first and aggregates the results at the end.
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -49,6 +50,9 @@ def main(cfg: DictConfig) -> None:
     sweeping = hydra_cfg.mode == RunMode.MULTIRUN
     job_num = hydra_cfg.job.num if sweeping else None
     values = config.resolved_values(cfg)
+    if not str(hydra_cfg.launcher._target_).endswith(("BasicLauncher", "VmapLauncher")):
+        # Parallel jobs may share one GPU: JAX would otherwise grab 75% of it per process.
+        os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
 
     if sweeping and results.is_complete(job_dir, values):
         print(f"job {job_num} already complete, skipped → {job_dir}")
