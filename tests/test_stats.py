@@ -18,6 +18,10 @@ def test_wilson_matches_newcombe_1998(k, n, low, high):
     assert stats.wilson(k, n) == pytest.approx((low, high), abs=1e-4)
 
 
+def test_wilson_is_exact_at_the_ends():
+    assert stats.wilson(0, 1000)[0] == 0.0 and stats.wilson(1000, 1000)[1] == 1.0
+
+
 def test_wilson_covers_the_true_rate_about_95_percent_of_the_time():
     rng = np.random.default_rng(0)
     p, n = 0.3, 60

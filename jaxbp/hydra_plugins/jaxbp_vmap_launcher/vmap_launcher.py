@@ -28,6 +28,9 @@ log = logging.getLogger(__name__)
 @dataclass
 class VmapLauncherConf:
     _target_: str = "hydra_plugins.jaxbp_vmap_launcher.vmap_launcher.VmapLauncher"
+    # A fused program holds at most this many (seed, lr) members; larger groups are split,
+    # which bounds memory (a million XOR members peak near 1 GB of host memory).
+    max_members: int = 2_000_000
 
 
 ConfigStore.instance().store(group="hydra/launcher", name="vmap", node=VmapLauncherConf,
@@ -44,8 +47,9 @@ class _Job:
 
 
 class VmapLauncher(Launcher):
-    def __init__(self) -> None:
+    def __init__(self, max_members: int = 2_000_000) -> None:
         super().__init__()
+        self.max_members = max_members
         self.config: DictConfig | None = None
         self.task_function: TaskFunction | None = None
         self.hydra_context: HydraContext | None = None
@@ -60,7 +64,7 @@ class VmapLauncher(Launcher):
         configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
         Path(str(self.config.hydra.sweep.dir)).mkdir(parents=True, exist_ok=True)
         jobs = [self._job(initial_job_idx + i, list(o)) for i, o in enumerate(job_overrides)]
-        groups = group_jobs(jobs)
+        groups = group_jobs(jobs, self.max_members)
         log.info(f"Launching {len(jobs)} jobs as {len(groups)} fused program(s)")
         for group in groups:
             train_group(group)
@@ -81,8 +85,9 @@ class VmapLauncher(Launcher):
         return _Job(num, overrides, sweep_config)
 
 
-def group_jobs(jobs: list[_Job]) -> list[list[tuple[_Job, Any]]]:
-    """Incomplete, valid jobs grouped by shape; each entry pairs a job with its RunConfig."""
+def group_jobs(jobs: list[_Job], max_members: int) -> list[list[tuple[_Job, Any]]]:
+    """Incomplete, valid jobs grouped by shape, each group at most ``max_members`` members
+    (a bigger job trains alone); each entry pairs a job with its RunConfig."""
     from jaxbp import config, job, results
 
     groups: dict[Any, list] = {}
@@ -94,7 +99,17 @@ def group_jobs(jobs: list[_Job]) -> list[list[tuple[_Job, Any]]]:
         except Exception:  # noqa: BLE001 - the task records the failure, as under any launcher
             continue
         groups.setdefault(config.shape_key(cfg), []).append((item, cfg))
-    return list(groups.values())
+    split = []
+    for group in groups.values():
+        current, members = [], 0
+        for item, cfg in group:
+            if current and members + cfg.num_seeds > max_members:
+                split.append(current)
+                current, members = [], 0
+            current.append((item, cfg))
+            members += cfg.num_seeds
+        split.append(current)
+    return split
 
 
 def train_group(group: list[tuple[_Job, Any]]) -> None:
