@@ -22,6 +22,7 @@ from jaxbp import config, engine
 from jaxbp.config import RunConfig
 
 TARGET_CHUNKS = 20  # progress updates per job; each chunk is one call of the same program
+PROGRESS_DELAY_S = 1.0  # a job that ends sooner never draws a bar
 
 
 class RunResult(NamedTuple):
@@ -128,8 +129,7 @@ def _progress_bar(cfg: RunConfig, show: bool | None, desc: str):
 
     if show is None:
         show = cfg.progress and sys.stderr.isatty()
-    # delay: a job that ends within a second never draws a bar.
-    return tqdm(total=cfg.epochs, unit="epoch", desc=desc, disable=not show, delay=1.0,
+    return tqdm(total=cfg.epochs, unit="epoch", desc=desc, disable=not show, delay=PROGRESS_DELAY_S,
                 leave=False, file=sys.stderr, dynamic_ncols=True)
 
 

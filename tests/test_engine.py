@@ -136,3 +136,13 @@ def test_epochs_to_target_is_first_epoch_at_or_below_target():
 def test_float64_without_x64_is_refused():
     with pytest.raises(config.ConfigError, match="dtype"):
         engine.make_program(make_cfg(dtype="float64"))
+
+
+def test_progress_bar_only_when_asked_or_on_a_terminal(capsys, monkeypatch):
+    monkeypatch.setattr(runner, "PROGRESS_DELAY_S", 0.0)
+    runner.run(make_cfg(num_seeds=4, epochs=200, log_every=10), progress=True)
+    shown = capsys.readouterr().err
+    assert "/200" in shown and "epoch/s" in shown  # drawn (and cleared at the end)
+    runner.run(make_cfg(num_seeds=4, epochs=200, log_every=10))  # progress=False in make_cfg
+    runner.run(make_cfg(num_seeds=4, epochs=200, log_every=10, progress=True))  # not a TTY
+    assert capsys.readouterr().err == ""

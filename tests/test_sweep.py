@@ -90,3 +90,31 @@ def test_aggregate_reports_interrupted_jobs_as_missing(finished_sweep, tmp_path)
     table, seeds = sweep.aggregate(copy)
     assert table.set_index("job").loc[1, "status"] == "missing"
     assert len(seeds) == 3 * 8
+
+
+def test_sigkill_mid_sweep_loses_only_the_running_job(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from cli import CACHE_DIR
+
+    sweep_dir = tmp_path / "sweep"
+    args = [sys.executable, "-m", "jaxbp.train", "-m", "lr=0.1,0.2,0.3,0.4,0.5,0.6",
+            "hydra/launcher=basic", "num_seeds=2000", "epochs=3000", f"hydra.sweep.dir={sweep_dir}"]
+    env = {**os.environ, "JAXBP_COMPILE_CACHE": CACHE_DIR}
+    proc = subprocess.Popen(args, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while not (sweep_dir / "1" / results.MARKER).exists() and time.time() < deadline:
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    done = {j for j in range(6) if results.is_complete(sweep_dir / str(j))}
+    assert {0, 1} <= done and len(done) < 6, "killed mid-way, after job 1"
+    again = run_cli("jaxbp.train", *args[3:], cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.count("already complete, skipped") == len(done)
+    table = pd.read_csv(sweep_dir / "sweep.csv")
+    assert len(table) == 6 and (table["status"] == "ok").all()
