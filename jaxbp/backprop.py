@@ -31,7 +31,6 @@ Gradients of ``E = loss + l2 · ½ΣW² + l1 · Σ|W|``::
 
 from __future__ import annotations
 
-import jax
 import jax.numpy as jnp
 
 from jaxbp import model

@@ -72,62 +72,75 @@ def _describe_job(summary: dict, swept=()) -> str:
             f"{optim}{lr}{epochs}, {summary['num_seeds']} seeds")
 
 
+def _sweep_figures(sweep_dir: Path, ok: pd.DataFrame, swept: list[str], jobs: dict[str, str],
+                   seeds: dict[str, pd.DataFrame], what: str, target: float) -> list[Path]:
+    """The sweep's PNGs: success rates, loss curves, final losses, epochs to target."""
+    from jaxbp import figures
+
+    out, figs = sweep_dir / "report", []
+    success_title = f"Seeds reaching loss ≤ {target:g}: {what}"
+    if len(swept) >= 2:
+        figs.append(_save(figures.success_heatmap(ok, swept[0], swept[1], swept[2:], success_title),
+                          out, "success_rate.png"))
+    elif len(swept) == 1:
+        figs.append(_save(figures.success_bars(ok, swept[0], success_title), out, "success_rate.png"))
+    curves = {jobs[d]: pd.read_csv(sweep_dir / d / "curves.csv") for d in jobs}
+    figs.append(_save(figures.curve_panels(curves, f"Train loss, median and IQR across seeds: {what}"),
+                      out, "curves.png"))
+    figs.append(_save(figures.final_loss_panels(
+        {jobs[d]: s["final_loss"].to_numpy(float) for d, s in seeds.items()},
+        f"Final train loss per seed (dashed: target {target:g}): {what}", target), out, "final_loss.png"))
+    figs.append(_save(figures.epochs_to_target_boxes(
+        {jobs[d]: s["epochs_to_target"].to_numpy(float) for d, s in seeds.items()},
+        f"Epochs to loss ≤ {target:g}: {what}"), out, "epochs_to_target.png"))
+    return figs
+
+
+def _sweep_table(ok: pd.DataFrame, swept: list[str], seeds: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """sweep.csv's key figures per job, with a bootstrap interval for the median final loss."""
+    rows = []
+    for _, row in ok.iterrows():
+        low, high = stats.bootstrap_ci(seeds[row["job_dir"]]["final_loss"], np.median)
+        rows.append({
+            **{k: row[k] for k in swept}, "job": row["job"],
+            "success % [95% CI]": f"{100 * row['success_rate']:.1f} [{100 * row['success_ci_low']:.1f}, "
+                                  f"{100 * row['success_ci_high']:.1f}]",
+            "median final loss [95% CI]": f"{row['final_loss_median']:.3g} [{low:.3g}, {high:.3g}]",
+            "median epochs to target": _fmt(row["epochs_to_target_median"]),
+            "test acc": _fmt(row["test_acc_mean"]),
+            "diverged %": f"{100 * row['diverged_rate']:.1f}",
+        })
+    return pd.DataFrame(rows)
+
+
 def report_sweep(sweep_dir: Path) -> Path:
-    from jaxbp import figures, sweep as sweeps
+    from jaxbp import sweep as sweeps
 
     table = (pd.read_csv(sweep_dir / "sweep.csv", dtype={"job_dir": str})
-             if (sweep_dir / "sweep.csv").is_file()
-             else sweeps.aggregate(sweep_dir)[0])
+             if (sweep_dir / "sweep.csv").is_file() else sweeps.aggregate(sweep_dir)[0])
     ok = table[table["status"] == "ok"].reset_index(drop=True)
     if ok.empty:
         raise ReportError(f"{sweep_dir} has no finished jobs ({len(table)} listed in sweep.csv)")
     keys = list(table.columns[: list(table.columns).index("job")])
     swept = [k for k in keys if ok[k].nunique(dropna=False) > 1]
     jobs = {row["job_dir"]: _job_label(row, swept) for _, row in ok.iterrows()}
+    seeds = {d: pd.read_csv(sweep_dir / d / "seeds.csv") for d in jobs}
     first = json.loads((sweep_dir / ok["job_dir"].iloc[0] / "summary.json").read_text())
     what = _describe_job(first, swept)
-    target = first["config"]["target_loss"]
-    out, figs = sweep_dir / "report", []
+    figs = _sweep_figures(sweep_dir, ok, swept, jobs, seeds, what, first["config"]["target_loss"])
 
-    if len(swept) >= 2:
-        figs.append(_save(figures.success_heatmap(ok, swept[0], swept[1], swept[2:],
-                          f"Seeds reaching loss ≤ {target:g}: {what}"), out, "success_rate.png"))
-    elif len(swept) == 1:
-        figs.append(_save(figures.success_bars(ok, swept[0], f"Seeds reaching loss ≤ {target:g}: {what}"),
-                          out, "success_rate.png"))
-    seeds = {d: pd.read_csv(sweep_dir / d / "seeds.csv") for d in jobs}
-    curves = {jobs[d]: pd.read_csv(sweep_dir / d / "curves.csv") for d in jobs}
-    figs.append(_save(figures.curve_panels(curves, f"Train loss, median and IQR across seeds: {what}"),
-                      out, "curves.png"))
-    figs.append(_save(figures.final_loss_panels(
-        {jobs[d]: s["final_loss"].to_numpy(float) for d, s in seeds.items()},
-        f"Final train loss per seed (dashed: target {target:g}): {what}", target), out,
-        "final_loss.png"))
-    figs.append(_save(figures.epochs_to_target_boxes(
-        {jobs[d]: s["epochs_to_target"].to_numpy(float) for d, s in seeds.items()},
-        f"Epochs to loss ≤ {target:g}: {what}"), out, "epochs_to_target.png"))
-
-    rows = []
-    for (_, row), d in zip(ok.iterrows(), jobs):
-        low, high = stats.bootstrap_ci(seeds[d]["final_loss"], np.median)
-        rows.append({**{k: row[k] for k in swept}, "job": row["job"],
-                     "success %": f"{100 * row['success_rate']:.1f} [{100 * row['success_ci_low']:.1f}, "
-                                  f"{100 * row['success_ci_high']:.1f}]",
-                     "median final loss [95% CI]": f"{row['final_loss_median']:.3g} [{low:.3g}, {high:.3g}]",
-                     "median epochs to target": _fmt(row["epochs_to_target_median"]),
-                     "test acc": _fmt(row["test_acc_mean"]), "diverged %": f"{100 * row['diverged_rate']:.1f}"})
     failed = table[table["status"] != "ok"]
     notes = [f"- job {r['job']} ({r['status']}) skipped: {r['reason']}" for _, r in failed.iterrows()]
     text = [f"# Sweep report: {sweep_dir.name}", "", f"{what}; swept: {', '.join(swept) or 'nothing'}.",
             "Success rates carry Wilson 95% intervals; medians carry percentile-bootstrap 95% intervals.",
-            "", _markdown_table(pd.DataFrame(rows)), ""]
+            "", _markdown_table(_sweep_table(ok, swept, seeds)), ""]
     if notes:
         text += ["Jobs left out:", *notes, ""]
     text += [f"![{p.stem}]({p.name})" for p in figs]
-    results.write_text(out / "report.md", "\n".join(text) + "\n")
+    results.write_text(sweep_dir / "report" / "report.md", "\n".join(text) + "\n")
     if notes:
         print(f"report: {len(failed)} job(s) not ok, skipped (see report.md)", file=sys.stderr)
-    return out
+    return sweep_dir / "report"
 
 
 def report_run(run_dir: Path) -> Path:

@@ -133,6 +133,42 @@ def _progress_bar(cfg: RunConfig, show: bool | None, desc: str):
                 leave=False, file=sys.stderr, dynamic_ncols=True)
 
 
+def _place_members(cfg: RunConfig, seeds: np.ndarray, lrs: np.ndarray, n_devices: int, sharding):
+    """Device arrays of per-member seeds and lrs, padded with copies of the last member to a
+    multiple of the device count (the padding is dropped from the results)."""
+    padding = math.ceil(len(seeds) / n_devices) * n_devices - len(seeds)
+    seed_arr = np.concatenate([seeds, np.repeat(seeds[-1:], padding)]).astype(np.uint32)
+    lr_arr = np.concatenate([lrs, np.repeat(lrs[-1:], padding)]).astype(jnp.dtype(cfg.dtype))
+    place = (lambda a: jax.device_put(a, sharding)) if sharding else jnp.asarray
+    return place(seed_arr), place(lr_arr)
+
+
+def _train(cfg: RunConfig, programs: _Programs, seed_arr, lr_arr, curve_members, sharding, bar):
+    """Compiles (or reuses) init, chunk and finalize, then runs every chunk of epochs.
+
+    Returns ``(params, metrics, curves (T, members), compile_s)`` as device arrays.
+    """
+    total_blocks = math.ceil(cfg.epochs / cfg.log_every)
+    blocks_per_chunk = math.ceil(total_blocks / TARGET_CHUNKS)
+    epochs, curve_idx = jnp.int32(cfg.epochs), jnp.asarray(curve_members)
+    init, compile_s = _compiled(_init_fn(programs, sharding), seed_arr)
+    states = init(seed_arr)
+    chunk, seconds = _compiled(_chunk_fn(programs, blocks_per_chunk, cfg.log_every, sharding),
+                               states, lr_arr, jnp.int32(0), epochs, curve_idx)
+    finalize, more_seconds = _compiled(programs.finalize, states, epochs)
+    compile_s += seconds + more_seconds
+
+    curves = []
+    for first_block in range(0, total_blocks, blocks_per_chunk):
+        states, curve = chunk(states, lr_arr, jnp.int32(first_block), epochs, curve_idx)
+        curves.append(curve)
+        if not bar.disable:  # waiting here is what lets the bar move
+            jax.block_until_ready(curve)
+            bar.update(min(cfg.epochs, (first_block + blocks_per_chunk) * cfg.log_every) - bar.n)
+    params, metrics = finalize(states, epochs)
+    return params, metrics, jnp.concatenate(curves, axis=0)[:total_blocks], compile_s
+
+
 def run(cfg: RunConfig, seeds=None, lrs=None, curve_members=None, progress: bool | None = None,
         desc: str = "train") -> RunResult:
     """Trains every member and returns host-side results.
@@ -150,51 +186,21 @@ def run(cfg: RunConfig, seeds=None, lrs=None, curve_members=None, progress: bool
     if curve_members is None:
         curve_members = np.arange(min(cfg.curve_seeds, len(seeds)))
     curve_members = np.asarray(curve_members, np.int32)
-    programs = _programs(cfg)
-    dtype = jnp.dtype(cfg.dtype)
-
     sharding, n_devices = _mesh_sharding(cfg)
-    n = len(seeds)
-    padded = math.ceil(n / n_devices) * n_devices  # pad with copies of the last member
-    seed_arr = np.concatenate([seeds, np.repeat(seeds[-1:], padded - n)]).astype(np.uint32)
-    lr_arr = np.concatenate([lrs, np.repeat(lrs[-1:], padded - n)]).astype(dtype)
-    place = (lambda a: jax.device_put(a, sharding)) if sharding else jnp.asarray
-    seed_arr, lr_arr = place(seed_arr), place(lr_arr)
-
-    total_blocks = math.ceil(cfg.epochs / cfg.log_every)
-    blocks_per_chunk = math.ceil(total_blocks / TARGET_CHUNKS)
-    chunk = _chunk_fn(programs, blocks_per_chunk, cfg.log_every, sharding)
-    epochs = jnp.int32(cfg.epochs)
-    curve_idx = jnp.asarray(curve_members)
-
-    init, compile_s = _compiled(_init_fn(programs, sharding), seed_arr)
-    states = init(seed_arr)
-    chunk_args = (states, lr_arr, jnp.int32(0), epochs, curve_idx)
-    chunk_c, seconds = _compiled(chunk, *chunk_args)
-    compile_s += seconds
-    finalize_c, seconds = _compiled(programs.finalize, states, epochs)
-    compile_s += seconds
-
-    curves = []
+    seed_arr, lr_arr = _place_members(cfg, seeds, lrs, n_devices, sharding)
     with _progress_bar(cfg, progress, desc) as bar:
-        for first_block in range(0, total_blocks, blocks_per_chunk):
-            states, curve = chunk_c(states, lr_arr, jnp.int32(first_block), epochs, curve_idx)
-            curves.append(curve)
-            if not bar.disable:
-                jax.block_until_ready(curve)
-                bar.update(min(cfg.epochs, (first_block + blocks_per_chunk) * cfg.log_every) - bar.n)
-    params, metrics = finalize_c(states, epochs)
+        params, metrics, curves, compile_s = _train(cfg, _programs(cfg), seed_arr, lr_arr,
+                                                    curve_members, sharding, bar)
+    n = len(seeds)
     metrics = {k: np.asarray(v)[:n] for k, v in metrics.items()}
     params = jax.tree.map(lambda a: np.asarray(a)[:n], params)
-
-    curves = np.concatenate([np.asarray(c) for c in curves], axis=0)[:total_blocks].T
-    final = metrics["final_loss"][curve_members][:, None]
+    final = metrics["final_loss"][curve_members][:, None]  # the curve's last point, at `epochs`
     device = jax.local_devices()[0]
     return RunResult(
         seeds=seeds, lrs=np.asarray(lrs), metrics=metrics, params=params,
         curve_members=curve_members,
         curve_epochs=np.append(engine.curve_epochs(cfg), cfg.epochs),
-        curves=np.concatenate([curves, final], axis=1),
+        curves=np.concatenate([np.asarray(curves).T, final], axis=1),
         wall_s=time.perf_counter() - started, compile_s=compile_s,
         backend=jax.default_backend(), device=f"{device.device_kind} x{n_devices}",
     )

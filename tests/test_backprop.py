@@ -57,15 +57,18 @@ def test_backward_matches_central_differences(x64):
     x, y = gradcheck.make_batch(spec, jax.random.PRNGKey(6), 4)
     _, grads = backprop.backward(spec, params, x, y, l2=0.3)
     eps = 1e-6
+
+    def loss_with(l, name, flat):
+        p = [dict(layer) for layer in params]
+        p[l][name] = jnp.asarray(flat.reshape(params[l][name].shape))
+        return float(model.loss(spec, p, x, y, l2=0.3))
+
     for l, name in [(0, "W"), (1, "b"), (2, "W")]:
         flat = np.asarray(params[l][name]).ravel()
         for i in range(flat.size):
-            shift = np.zeros_like(flat); shift[i] = eps
-            def at(delta):
-                p = [dict(layer) for layer in params]
-                p[l][name] = jnp.asarray((flat + delta).reshape(params[l][name].shape))
-                return float(model.loss(spec, p, x, y, l2=0.3))
-            numeric = (at(shift) - at(-shift)) / (2 * eps)
+            shift = np.zeros_like(flat)
+            shift[i] = eps
+            numeric = (loss_with(l, name, flat + shift) - loss_with(l, name, flat - shift)) / (2 * eps)
             assert float(grads[l][name].ravel()[i]) == pytest.approx(numeric, rel=1e-6, abs=1e-9)
 
 

@@ -12,9 +12,10 @@ training one by one inside the task, so a fused failure never loses a job.
 
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from hydra.core.config_store import ConfigStore
 from hydra.core.utils import JobReturn, configure_log, filter_overrides, run_job, setup_globals
@@ -134,7 +135,7 @@ def train_group(group: list[tuple[_Job, Any]]) -> None:
     except Exception as err:  # noqa: BLE001 - fall back to one job at a time
         log.warning(f"fused training of jobs {nums} failed ({err}); training them one by one")
         return
-    for (item, cfg), rows in zip(group, members):
+    for (item, _), rows in zip(group, members):
         share = len(rows) / offset
         job.precompute(item.values, result, rows, wall_s=result.wall_s * share,
                        compile_s=result.compile_s if item is group[0][0] else 0.0, fused_jobs=len(group))
