@@ -29,8 +29,10 @@ def expose_hydra_plugins() -> None:
     ``hydra_plugins/jaxbp_vmap_launcher`` in site-packages; an editable install maps it with
     an import hook that such a walk cannot list, so its folder is added to the namespace.
     """
-    import hydra_plugins
-
+    try:
+        import hydra_plugins
+    except ImportError:  # not installed (running from a bare source tree): nothing to extend
+        return
     folder = str(_PACKAGE / "hydra_plugins")
     if folder not in list(hydra_plugins.__path__):
         hydra_plugins.__path__.append(folder)
