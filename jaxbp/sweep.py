@@ -117,7 +117,9 @@ def aggregate(sweep_dir: Path, jobs: list[list[str]] | None = None) -> tuple[pd.
         if found["status"] == "ok":
             row.update({k: found["summary"].get(k) for k in STAT_COLUMNS})
             seeds = found["seeds"]
-            seed_frames.append(pd.concat([pd.DataFrame({**keys, "job": num}, index=seeds.index),
+            # A swept `seed` is already in each row's own seed column; keep one of them.
+            leading = {k: v for k, v in keys.items() if k not in seeds.columns}
+            seed_frames.append(pd.concat([pd.DataFrame({**leading, "job": num}, index=seeds.index),
                                           seeds], axis=1))
         rows.append(row)
     key_columns = list(dict.fromkeys(k for r in rows for k in r if k not in JOB_COLUMNS + STAT_COLUMNS))

@@ -118,3 +118,14 @@ def test_sigkill_mid_sweep_loses_only_the_running_job(tmp_path):
     assert again.stdout.count("already complete, skipped") == len(done)
     table = pd.read_csv(sweep_dir / "sweep.csv")
     assert len(table) == 6 and (table["status"] == "ok").all()
+
+
+def test_sweeping_the_seed_keeps_one_seed_column(tmp_path):
+    sweep_dir = tmp_path / "sweep"
+    proc = run_cli("jaxbp.train", "-m", "seed=0,100", "num_seeds=3", "epochs=5",
+                   f"hydra.sweep.dir={sweep_dir}", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    seeds = pd.read_csv(sweep_dir / "sweep_seeds.csv")
+    assert list(seeds.columns).count("seed") == 1
+    assert sorted(seeds["seed"]) == [0, 1, 2, 100, 101, 102]
+    assert list(pd.read_csv(sweep_dir / "sweep.csv")["seed"]) == [0, 100]
