@@ -243,6 +243,15 @@ def _validate_data(data: DataConfig) -> None:
         _require(bool(data.path), "data.path", data.path, "the path of a .csv or .npz file")
 
 
+# Keys that change how a job runs but not the numbers it produces.
+COSMETIC_KEYS = ("progress", "compile_cache", "devices")
+
+
+def result_values(values: Mapping[str, Any]) -> dict[str, Any]:
+    """A resolved config without its cosmetic keys: equal values mean equal results."""
+    return {k: v for k, v in values.items() if k not in COSMETIC_KEYS}
+
+
 def shape_key(cfg: RunConfig) -> RunConfig:
     """The config with every traced or cosmetic value blanked: equal keys share programs."""
     return dataclasses.replace(cfg, lr=1.0, seed=0, num_seeds=1, progress=False,

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from jaxbp import stats
+from jaxbp import config, stats
 from jaxbp.runner import RunResult
 
 MARKER = "COMPLETE"
@@ -113,28 +113,29 @@ def write_job(job_dir: Path, result: RunResult, summary: dict[str, Any], members
                  lambda tmp: _save_npz(tmp, seed=result.seeds[members], **arrays))
     summary = {**summary, "status": "ok", **stats.summarize_seeds(seeds)}
     write_json(job_dir / "summary.json", summary)
-    write_json(job_dir / MARKER, {"config": summary.get("config")})
+    write_json(job_dir / MARKER, {"config": config.result_values(summary.get("config") or {})})
     return summary
 
 
-def write_failure(job_dir: Path, reason: str, overrides: list[str], config: dict | None) -> None:
+def write_failure(job_dir: Path, reason: str, overrides: list[str], values: dict | None) -> None:
     """Records a failed job; its partial files stay, but it has no marker."""
     (Path(job_dir) / MARKER).unlink(missing_ok=True)
     write_json(Path(job_dir) / FAILED,
-               {"status": "failed", "reason": reason, "overrides": overrides, "config": config})
+               {"status": "failed", "reason": reason, "overrides": overrides, "config": values})
 
 
-def is_complete(job_dir: Path, config: dict | None = None) -> bool:
-    """True when the marker and every job file exist (and, if ``config`` is given, the
-    marker was written for that config: a reused dir with other settings is recomputed)."""
+def is_complete(job_dir: Path, values: dict | None = None) -> bool:
+    """True when the marker and every job file exist (and, if ``values`` is given, the
+    marker was written for a config with the same results: a reused dir with other settings
+    is recomputed, one that differs only in progress, cache or devices is not)."""
     marker = Path(job_dir) / MARKER
     if not marker.is_file() or not all((Path(job_dir) / name).is_file() for name in JOB_FILES):
         return False
-    if config is None:
+    if values is None:
         return True
     try:
         return json.loads(marker.read_text()).get("config") == json.loads(
-            json.dumps(config, default=_json_default))
+            json.dumps(config.result_values(values), default=_json_default))
     except (OSError, ValueError):
         return False
 

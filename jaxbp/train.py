@@ -37,9 +37,7 @@ def _remove_hydra_leftovers(job_dir: Path) -> None:
                 path.rmdir()
             else:
                 path.unlink(missing_ok=True)
-        job_dir.rmdir()
-        if not any(job_dir.parent.iterdir()):
-            job_dir.parent.rmdir()
+        job_dir.rmdir()  # its parent may be the user's own folder: left as it is
 
 
 @hydra.main(version_base="1.3", config_path=str(paths.CONF_DIR), config_name="config")

@@ -1,5 +1,7 @@
 """Real ``-m`` sweeps in a subprocess: the aggregated CSVs, resume, and failed jobs."""
 
+import json
+
 import pandas as pd
 import pytest
 
@@ -129,3 +131,18 @@ def test_sweeping_the_seed_keeps_one_seed_column(tmp_path):
     assert list(seeds.columns).count("seed") == 1
     assert sorted(seeds["seed"]) == [0, 1, 2, 100, 101, 102]
     assert list(pd.read_csv(sweep_dir / "sweep.csv")["seed"]) == [0, 100]
+
+
+def test_resume_ignores_cosmetic_settings_but_not_real_ones(finished_sweep, tmp_path):
+    import shutil
+
+    from jaxbp import config
+
+    root, _ = finished_sweep
+    job = tmp_path / "job"
+    shutil.copytree(root / "sweep" / "0", job)
+    values = json.loads((job / "summary.json").read_text())["config"]
+    assert results.is_complete(job, values)
+    assert results.is_complete(job, {**values, "progress": not values["progress"], "compile_cache": None})
+    assert not results.is_complete(job, {**values, "lr": values["lr"] * 2})
+    assert set(config.COSMETIC_KEYS) <= set(values)
