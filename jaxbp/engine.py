@@ -19,6 +19,7 @@ vmapped program) but never change, so they cannot disturb the others.
 
 from __future__ import annotations
 
+import functools
 from typing import Any, NamedTuple
 
 import jax
@@ -95,107 +96,141 @@ def _float_dtype(cfg: RunConfig):
     return jnp.dtype(cfg.dtype)
 
 
+class Setup(NamedTuple):
+    """What every per-member function needs, resolved once by :func:`make_program`."""
+
+    cfg: RunConfig
+    spec: model.Spec
+    dtype: Any
+    x: Array  # train inputs (n, sizes[0]) and targets (n, sizes[-1])
+    y: Array
+    x_test: Array  # (0, sizes[0]) when there is no test split
+    y_test: Array
+    has_test: bool
+    classes: bool
+
+
+def _value_and_grad(setup: Setup, params, xb, yb):
+    """``(E, ∂E/∂params)`` with penalties, by hand (``grad=manual``) or by ``jax.grad``."""
+    spec, cfg = setup.spec, setup.cfg
+    if cfg.grad == "manual":
+        return backprop.backward(spec, params, xb, yb, l1=cfg.l1, l2=cfg.l2)
+    return jax.value_and_grad(lambda p: model.loss(spec, p, xb, yb, l1=cfg.l1, l2=cfg.l2))(params)
+
+
+def _data_loss(setup: Setup, params, xs, ys) -> Array:
+    return model.data_loss(setup.spec, model.logits(setup.spec, params, xs), ys)
+
+
+def _init(setup: Setup, key: Array) -> MemberState:
+    cfg = setup.cfg
+    init_key, shuffle_key = jax.random.split(key)
+    params = model.init(setup.spec, init_key, cfg.init.scheme, cfg.init.scale, cfg.init.bias, setup.dtype)
+    opt_state = make_optimizer(cfg.optim, jnp.ones((), setup.dtype)).init(params)
+    return MemberState(
+        params, opt_state, shuffle_key,
+        epochs_to_target=jnp.array(-1, jnp.int32),
+        diverged=jnp.array(False), stopped=jnp.array(False),
+        best_params=params if cfg.patience is not None else (),
+        best_test_loss=jnp.array(jnp.inf, setup.dtype), bad_epochs=jnp.array(0, jnp.int32),
+    )
+
+
+def _descend(setup: Setup, params, opt_state, lr, shuffle_key, epoch):
+    """One epoch of updates; returns new params, opt state and E(params) on train (no penalty)."""
+    cfg, x, y = setup.cfg, setup.x, setup.y
+    tx = make_optimizer(cfg.optim, lr)
+    if cfg.batch_size is None:
+        value, grads = _value_and_grad(setup, params, x, y)
+        updates, opt_state = tx.update(grads, opt_state, params)
+        return optax.apply_updates(params, updates), opt_state, value - model.penalty(params, cfg.l1, cfg.l2)
+    # Minibatches: a fresh permutation per epoch; the n % batch_size rows left over
+    # wait for a later epoch, so every step sees a full, static-shaped batch.
+    n_train = x.shape[0]
+    steps = n_train // cfg.batch_size
+    order = jax.random.permutation(jax.random.fold_in(shuffle_key, epoch), n_train)
+    batches = order[: steps * cfg.batch_size].reshape(steps, cfg.batch_size)
+
+    def minibatch(carry, rows):
+        p, s = carry
+        _, grads = _value_and_grad(setup, p, x[rows], y[rows])
+        updates, s = tx.update(grads, s, p)
+        return (optax.apply_updates(p, updates), s), None
+
+    (new_params, opt_state), _ = jax.lax.scan(minibatch, (params, opt_state), batches)
+    return new_params, opt_state, _data_loss(setup, params, x, y)
+
+
+def _early_stopping(setup: Setup, state: MemberState):
+    """Tracks the best test loss and its params; returns the updated early-stopping fields."""
+    test_loss = _data_loss(setup, state.params, setup.x_test, setup.y_test)
+    improved = (test_loss < state.best_test_loss) & ~state.stopped & ~state.diverged
+    bad_epochs = jnp.where(improved, 0, state.bad_epochs + 1)
+    return (
+        _tree_where(improved, state.params, state.best_params),
+        jnp.where(improved, test_loss, state.best_test_loss),
+        bad_epochs,
+        state.stopped | (bad_epochs >= setup.cfg.patience),
+    )
+
+
+def _step(setup: Setup, state: MemberState, lr: Array, epoch: Array):
+    new_params, new_opt, loss = _descend(setup, state.params, state.opt_state, lr, state.shuffle_key, epoch)
+    reached = (loss <= setup.cfg.target_loss) & (state.epochs_to_target < 0)
+    epochs_to_target = jnp.where(reached, epoch.astype(jnp.int32), state.epochs_to_target)
+    best_params, best_test_loss, bad_epochs, stopped = (
+        _early_stopping(setup, state) if setup.cfg.patience is not None
+        else (state.best_params, state.best_test_loss, state.bad_epochs, state.stopped))
+    diverged = state.diverged | ~(jnp.isfinite(loss) & _all_finite(new_params))
+    frozen = diverged | stopped
+    new_state = MemberState(
+        _tree_where(frozen, state.params, new_params),
+        _tree_where(frozen, state.opt_state, new_opt),
+        state.shuffle_key, epochs_to_target, diverged, stopped,
+        best_params, best_test_loss, bad_epochs,
+    )
+    return new_state, loss
+
+
+def _finalize(setup: Setup, state: MemberState, epochs):
+    cfg, spec = setup.cfg, setup.spec
+    params = state.params
+    if cfg.patience is not None:
+        params = _tree_where(state.stopped, state.best_params, params)
+    final_loss = _data_loss(setup, params, setup.x, setup.y)
+    nan = jnp.array(jnp.nan, setup.dtype)
+    late = (state.epochs_to_target < 0) & (final_loss <= cfg.target_loss)  # reached at the end
+    metrics = {
+        "final_loss": final_loss,
+        "train_acc": accuracy(spec, params, setup.x, setup.y) if setup.classes else nan,
+        "test_loss": _data_loss(setup, params, setup.x_test, setup.y_test) if setup.has_test else nan,
+        "test_acc": accuracy(spec, params, setup.x_test, setup.y_test)
+        if setup.has_test and setup.classes else nan,
+        "epochs_to_target": jnp.where(late, jnp.asarray(epochs, jnp.int32), state.epochs_to_target),
+        "converged": (final_loss <= cfg.target_loss) & ~state.diverged,
+        "diverged": state.diverged,
+    }
+    return params, metrics
+
+
 def make_program(cfg: RunConfig, dataset: Dataset | None = None) -> Program:
-    """Builds the pure per-member functions for ``cfg`` (see the module docstring)."""
+    """Builds the pure per-member functions for ``cfg`` (see the module docstring).
+
+    Raises:
+        ConfigError: for settings that do not fit the data (``batch_size``) or the
+            precision JAX was started with (``dtype``).
+    """
     dataset = dataset if dataset is not None else load(cfg.data, cfg.loss)
     dtype = _float_dtype(cfg)
     x, y = jnp.asarray(dataset.x_train, dtype), jnp.asarray(dataset.y_train, dtype)
-    x_test, y_test = jnp.asarray(dataset.x_test, dtype), jnp.asarray(dataset.y_test, dtype)
-    n_train = x.shape[0]
-    if cfg.batch_size is not None and cfg.batch_size > n_train:
+    if cfg.batch_size is not None and cfg.batch_size > x.shape[0]:
         raise ConfigError("batch_size", cfg.batch_size,
-                          f"null (full batch) or at most the {n_train} training rows")
-    spec = cfg.spec(x.shape[1], y.shape[1])
-    l1, l2 = cfg.l1, cfg.l2
-    early_stopping = cfg.patience is not None
-
-    if cfg.grad == "manual":
-        def value_and_grad(params, xb, yb):
-            return backprop.backward(spec, params, xb, yb, l1=l1, l2=l2)
-    else:
-        value_and_grad = jax.value_and_grad(
-            lambda params, xb, yb: model.loss(spec, params, xb, yb, l1=l1, l2=l2))
-
-    def data_loss(params, xs, ys):
-        return model.data_loss(spec, model.logits(spec, params, xs), ys)
-
-    def init(key: Array) -> MemberState:
-        init_key, shuffle_key = jax.random.split(key)
-        params = model.init(spec, init_key, cfg.init.scheme, cfg.init.scale, cfg.init.bias, dtype)
-        opt_state = make_optimizer(cfg.optim, jnp.ones((), dtype)).init(params)
-        return MemberState(
-            params, opt_state, shuffle_key,
-            epochs_to_target=jnp.array(-1, jnp.int32),
-            diverged=jnp.array(False), stopped=jnp.array(False),
-            best_params=params if early_stopping else (),
-            best_test_loss=jnp.array(jnp.inf, dtype), bad_epochs=jnp.array(0, jnp.int32),
-        )
-
-    def descend(params, opt_state, lr, shuffle_key, epoch):
-        """One epoch of updates; returns new params, opt state and E(params) on train."""
-        tx = make_optimizer(cfg.optim, lr)
-        if cfg.batch_size is None:
-            value, grads = value_and_grad(params, x, y)
-            updates, opt_state = tx.update(grads, opt_state, params)
-            return optax.apply_updates(params, updates), opt_state, value - model.penalty(params, l1, l2)
-        # Minibatches: a fresh permutation per epoch; the n % batch_size rows left over
-        # wait for a later epoch, so every step sees a full, static-shaped batch.
-        steps = n_train // cfg.batch_size
-        order = jax.random.permutation(jax.random.fold_in(shuffle_key, epoch), n_train)
-        batches = order[: steps * cfg.batch_size].reshape(steps, cfg.batch_size)
-
-        def minibatch(carry, rows):
-            p, s = carry
-            _, grads = value_and_grad(p, x[rows], y[rows])
-            updates, s = tx.update(grads, s, p)
-            return (optax.apply_updates(p, updates), s), None
-
-        (new_params, opt_state), _ = jax.lax.scan(minibatch, (params, opt_state), batches)
-        return new_params, opt_state, data_loss(params, x, y)
-
-    def step(state: MemberState, lr: Array, epoch: Array):
-        new_params, new_opt, loss = descend(state.params, state.opt_state, lr, state.shuffle_key, epoch)
-        reached = (loss <= cfg.target_loss) & (state.epochs_to_target < 0)
-        epochs_to_target = jnp.where(reached, epoch.astype(jnp.int32), state.epochs_to_target)
-        stopped, best_params = state.stopped, state.best_params
-        best_test_loss, bad_epochs = state.best_test_loss, state.bad_epochs
-        if early_stopping:
-            test_loss = data_loss(state.params, x_test, y_test)
-            improved = (test_loss < best_test_loss) & ~state.stopped & ~state.diverged
-            best_params = _tree_where(improved, state.params, best_params)
-            best_test_loss = jnp.where(improved, test_loss, best_test_loss)
-            bad_epochs = jnp.where(improved, 0, bad_epochs + 1)
-            stopped = stopped | (bad_epochs >= cfg.patience)
-        diverged = state.diverged | ~(jnp.isfinite(loss) & _all_finite(new_params))
-        frozen = diverged | stopped
-        new_state = MemberState(
-            _tree_where(frozen, state.params, new_params),
-            _tree_where(frozen, state.opt_state, new_opt),
-            state.shuffle_key, epochs_to_target, diverged, stopped,
-            best_params, best_test_loss, bad_epochs,
-        )
-        return new_state, loss
-
-    def finalize(state: MemberState, epochs):
-        params = state.params
-        if early_stopping:
-            params = _tree_where(state.stopped, state.best_params, params)
-        final_loss = data_loss(params, x, y)
-        nan = jnp.array(jnp.nan, dtype)
-        late = (state.epochs_to_target < 0) & (final_loss <= cfg.target_loss)
-        metrics = {
-            "final_loss": final_loss,
-            "train_acc": accuracy(spec, params, x, y) if dataset.classes else nan,
-            "test_loss": data_loss(params, x_test, y_test) if dataset.has_test else nan,
-            "test_acc": accuracy(spec, params, x_test, y_test)
-            if dataset.has_test and dataset.classes else nan,
-            "epochs_to_target": jnp.where(late, jnp.asarray(epochs, jnp.int32), state.epochs_to_target),
-            "converged": (final_loss <= cfg.target_loss) & ~state.diverged,
-            "diverged": state.diverged,
-        }
-        return params, metrics
-
-    return Program(cfg, spec, dataset, init, step, finalize)
+                          f"null (full batch) or at most the {x.shape[0]} training rows")
+    setup = Setup(cfg, cfg.spec(x.shape[1], y.shape[1]), dtype, x, y,
+                  jnp.asarray(dataset.x_test, dtype), jnp.asarray(dataset.y_test, dtype),
+                  dataset.has_test, dataset.classes)
+    return Program(cfg, setup.spec, dataset, functools.partial(_init, setup),
+                   functools.partial(_step, setup), functools.partial(_finalize, setup))
 
 
 def run_blocks(step, states, lrs, first_block, n_blocks: int, epochs, log_every: int, pick):
