@@ -130,10 +130,11 @@ def encode_targets(y: np.ndarray, classes: bool, loss: str) -> np.ndarray:
             raise ConfigError("loss", loss, "ce needs class targets; these are real-valued")
         return y.reshape(len(y), -1)
     labels, index = np.unique(y, return_inverse=True)
-    if len(labels) <= 2 and loss != "ce":
-        return (index == len(labels) - 1).astype(np.float64)[:, None] if len(labels) == 2 \
-            else np.zeros((len(y), 1))
-    return np.eye(max(len(labels), 2))[index]
+    if len(labels) < 2:
+        raise ConfigError("data", f"{len(labels)} class", "data with at least two classes")
+    if len(labels) == 2 and loss != "ce":
+        return (index == 1).astype(np.float64)[:, None]  # the larger label is class 1
+    return np.eye(len(labels))[index]
 
 
 def load(cfg: DataConfig, loss: str = "mse") -> Dataset:

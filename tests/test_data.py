@@ -88,3 +88,8 @@ def test_ce_on_real_targets_is_refused(tmp_path):
     np.savez(path, x=np.ones((3, 1)), y=np.array([0.5, 1.5, 2.5]))
     with pytest.raises(config.ConfigError, match="ce needs class targets"):
         data.load(config.DataConfig(name="file", path=str(path)), loss="ce")
+
+
+def test_a_single_class_is_refused():
+    with pytest.raises(config.ConfigError, match="at least two classes"):
+        data.encode_targets(np.array([1, 1, 1]), classes=True, loss="mse")
