@@ -54,16 +54,19 @@ def override_values(overrides: list[str]) -> dict[str, Any]:
     return values
 
 
-def check_jobs(cfg: DictConfig, config_name: str | None) -> None:
-    """Composes and validates every job of a basic sweep; exits 2 on the first bad one."""
+def is_basic_sweep(cfg: DictConfig) -> bool:
+    """Whether Hydra's basic sweeper runs this multirun (its jobs can be listed up front)."""
+    return str(OmegaConf.select(cfg, "hydra.sweeper._target_", default="")).endswith("BasicSweeper")
+
+
+def check_jobs(jobs: list[list[str]], config_name: str | None) -> None:
+    """Composes and validates every job's config; exits 2 on the first bad one."""
     from hydra import compose
     from hydra.errors import HydraException
 
     from jaxbp import job
 
-    if not str(OmegaConf.select(cfg, "hydra.sweeper._target_", default="")).endswith("BasicSweeper"):
-        return  # other sweepers choose jobs as they go; each job still validates itself
-    for overrides in expand_jobs(sweep_overrides(cfg)):
+    for overrides in jobs:
         label = " ".join(overrides)
         try:
             job.prepare(config.resolved_values(compose(config_name=config_name or "config", overrides=overrides)))
@@ -139,11 +142,11 @@ class SweepCallback(Callback):
         self.jobs: list[list[str]] | None = None
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        check_jobs(config, kwargs.get("config_name"))
-        try:
+        # Other sweepers choose jobs as they go: each job validates itself, and the
+        # aggregate then takes every job dir under the sweep dir.
+        if is_basic_sweep(config):
             self.jobs = expand_jobs(sweep_overrides(config))
-        except Exception:  # noqa: BLE001 - a sweeper we cannot expand: aggregate every dir
-            self.jobs = None
+            check_jobs(self.jobs, kwargs.get("config_name"))
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
