@@ -39,7 +39,7 @@ import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 
-from jaxbp import config, data, engine, runner
+from jaxbp import config, engine, runner
 
 COLUMNS = ["impl", "num_seeds", "epochs", "hidden", "seed_epochs_per_s", "wall_s", "compile_s",
            "backend", "device", "peak_rss_mb"]
@@ -107,16 +107,17 @@ def numpy_train(x: np.ndarray, y: np.ndarray, params: list[np.ndarray], lr: floa
 
 
 def bench_numpy(cfg: config.RunConfig, seeds: int) -> dict:
-    ds = data.load(cfg.data, cfg.loss)
+    program = runner.program_for(cfg)  # the data and init the jaxbp rows used
+    ds = program.dataset
     x, y = ds.x_train.astype(np.float32), ds.y_train.astype(np.float32)
-    program = engine.make_program(cfg)
     init = jax.jit(jax.vmap(lambda s: program.init(engine.seed_key(s)).params))
     layers = init(jnp.arange(seeds, dtype=jnp.uint32))
     params = [np.asarray(layers[0]["W"]), np.asarray(layers[0]["b"]),
               np.asarray(layers[1]["W"]), np.asarray(layers[1]["b"])]
-    numpy_train(x, y, params, cfg.lr, 2)  # warm caches and allocator
+    lr = np.float32(cfg.lr)
+    numpy_train(x, y, params, lr, 2)  # warm caches and allocator
     start = time.perf_counter()
-    numpy_train(x, y, params, np.float32(cfg.lr), cfg.epochs)
+    numpy_train(x, y, params, lr, cfg.epochs)
     return _row("numpy_batched", seeds, cfg, time.perf_counter() - start, 0.0)
 
 
@@ -133,7 +134,7 @@ def bench_roofline(cfg: config.RunConfig, repeats: int = 20) -> dict:
         out = sigmoid(z)
     jax.block_until_ready(out)
     evals_per_s = size * repeats / (time.perf_counter() - start)
-    rows = data.load(cfg.data, cfg.loss).x_train.shape[0]
+    rows = runner.program_for(cfg).dataset.x_train.shape[0]
     sigmoids_per_seed_epoch = rows * (cfg.hidden + 1)
     rate = evals_per_s / sigmoids_per_seed_epoch
     wall = cfg.num_seeds * cfg.epochs / rate  # the time this job would take at the bound
