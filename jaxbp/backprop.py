@@ -70,24 +70,30 @@ def backward(
         params: ``[{"W": (fan_in, fan_out), "b": (fan_out,)}, ...]``.
         x: inputs, ``(n, sizes[0])``.
         y: targets, ``(n, sizes[-1])``.
-        l1, l2: weight penalties.
+        l1, l2: weight penalties (scalars; may be traced).
 
     Returns:
         ``(E, grads)``: the scalar ``model.loss`` and ``∂E/∂params``, a pytree shaped like
         ``params``.
     """
+    data_loss, penalty, grads = backward_terms(spec, params, x, y, l1, l2)
+    return data_loss + penalty, grads
+
+
+def backward_terms(
+    spec: Spec, params: Params, x: Array, y: Array, l1: float = 0.0, l2: float = 0.0
+) -> tuple[Array, Array, Params]:
+    """Like :func:`backward`, with the loss split: ``(data_loss, penalty, grads)``.
+
+    The engine records the data loss; returning it here saves recomputing the penalty.
+    """
     model.check_inputs(spec, params, x, y)
-    f = model.ACTIVATIONS[spec.activation]
     f_prime = DERIVATIVES[spec.activation]
 
-    # Forward: keep every layer input h_{l-1} and pre-activation z_l.
-    hs, zs = [x], []
-    for l, layer in enumerate(params):
-        zs.append(matmul(hs[-1], layer["W"]) + layer["b"][None, :])
-        if l < len(params) - 1:
-            hs.append(f(zs[-1]))
+    # Forward: every layer input h_{l-1} and pre-activation z_l.
+    hs, zs = model.trace(spec, params, x)
     y_hat = model.OUTPUTS[spec.output](zs[-1])
-    value = model.data_loss(spec, zs[-1], y) + model.penalty(params, l1, l2)
+    data_loss = model.data_loss(spec, zs[-1], y)
 
     # Backward: δ_L, then δ_l = (δ_{l+1} W_{l+1}ᵀ) ⊙ f′(z_l).
     delta = output_delta(spec, y_hat, y)
@@ -100,4 +106,4 @@ def backward(
         }
         if l > 0:
             delta = matmul(delta, W.T) * f_prime(zs[l - 1], hs[l])
-    return value, grads
+    return data_loss, model.penalty(params, l1, l2), grads

@@ -110,7 +110,8 @@ def bench_numpy(cfg: config.RunConfig, seeds: int) -> dict:
     program = runner.program_for(cfg)  # the data and init the jaxbp rows used
     ds = program.dataset
     x, y = ds.x_train.astype(np.float32), ds.y_train.astype(np.float32)
-    init = jax.jit(jax.vmap(lambda s: program.init(engine.seed_key(s)).params))
+    hyper = engine.member_hyper(cfg)
+    init = jax.jit(jax.vmap(lambda s: program.init(engine.seed_key(s), hyper).params))
     layers = init(jnp.arange(seeds, dtype=jnp.uint32))
     params = [np.asarray(layers[0]["W"]), np.asarray(layers[0]["b"]),
               np.asarray(layers[1]["W"]), np.asarray(layers[1]["b"])]

@@ -1,101 +1,144 @@
-"""The run configuration: a typed schema for Hydra, and validation into a frozen ``RunConfig``.
+"""The run configuration: one frozen, validated ``RunConfig``, and the checks that need data.
 
-The schema dataclasses (``DataConfig``, ``OptimConfig``, ``InitConfig``, ``RunConfig``) are
-registered in Hydra's ConfigStore by :func:`register_schema`, so a typo or a wrong type fails
-when the config is composed. :func:`from_dict` converts a composed config once, at the app
-boundary, into frozen dataclasses and checks every value; jitted code never sees a
-``DictConfig``. This module imports no Hydra at import time, so the engine and the benchmark
-run without it.
+``RunConfig`` is both Hydra's typed schema and the object the engine takes. The ``data`` and
+``optim`` fields hold one option dataclass each (:mod:`jaxbp.data`, :mod:`jaxbp.optim`), so
+every key exists only where it means something. Every value is checked in ``__post_init__``,
+so ``OmegaConf.to_object(composed)`` and :func:`from_dict` both give a validated config, and
+a bad value raises :class:`ConfigError` naming its key. Nothing here touches global JAX
+state; :mod:`jaxbp.app` holds the Hydra glue.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
+import numpy as np
+
+from jaxbp import data as datasets
 from jaxbp import model
+from jaxbp import optim as optimizers
+from jaxbp.checks import ConfigError, check_choice, check_int, check_real, require
+
+__all__ = ["ConfigError", "InitConfig", "RunConfig", "from_dict", "check_fits", "shape_key",
+           "result_values", "refusal"]
 
 GRADS = ("manual", "autodiff")
-OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam", "rmsprop")
-DATASETS = ("xor", "parity", "moons", "circles", "spirals", "digits", "iris",
-            "breast_cancer", "wine", "file")
 DTYPES = ("float32", "float64")
-
-
-class ConfigError(ValueError):
-    """A bad config value: ``key``, the offending ``value`` and what is ``allowed``."""
-
-    def __init__(self, key: str, value: Any, allowed: str):
-        self.key, self.value, self.allowed = key, value, allowed
-        super().__init__(f"{key}={value!r} is invalid: {allowed}")
-
-
-@dataclass(frozen=True)
-class DataConfig:
-    """Which dataset, and how it is split and scaled (``data.*``)."""
-
-    name: str = "xor"
-    test_fraction: float = 0.0  # share of rows held out as the test split
-    seed: int = 0  # fixes the split and any generated data, independently of training seeds
-    standardize: bool = False  # zero mean, unit variance, fitted on the train split only
-    bits: int = 3  # parity: input width
-    n_samples: int = 200  # moons, circles, spirals: rows generated
-    noise: float = 0.1  # moons, circles, spirals: Gaussian noise level
-    path: Optional[str] = None  # file: a .csv or .npz
-    target: Optional[str] = None  # file: the target column (csv) or array (npz)
-
-
-@dataclass(frozen=True)
-class OptimConfig:
-    """An optax optimiser by name, with its options (``optim.*``)."""
-
-    name: str = "sgd"
-    momentum: float = 0.9  # momentum, nesterov
-    b1: float = 0.9  # adam
-    b2: float = 0.999  # adam; rmsprop's squared-gradient decay
-    eps: float = 1e-8  # adam, rmsprop
+MAX_EPOCHS = 2**31 - 2**20  # epoch counters are int32; leave room for a last block
+MAX_WIDTH = 65_536  # a hidden layer wider than this is a typo, not an experiment
+MAX_DEPTH = 64
+MAX_CURVE_POINTS = 50_000_000  # curve_seeds × samples: 200 MB of float32 curves
+# Keys that change how a job runs but not the numbers it produces.
+COSMETIC_KEYS = ("progress", "compile_cache", "devices")
 
 
 @dataclass(frozen=True)
 class InitConfig:
     """How weights are drawn (``init.*``); see :func:`jaxbp.model.init`."""
 
-    scheme: str = "normal"
+    scheme: str = "normal"  # normal N(0,scale²) | uniform U[−scale,scale) | xavier | he
     scale: float = 1.0
-    bias: str = "zeros"
+    bias: str = "zeros"  # zeros | same (drawn like the weights)
+
+    def __post_init__(self):
+        check_choice("init.scheme", self.scheme, model.INIT_SCHEMES)
+        check_real("init.scale", self.scale, 0.0, low_open=True)
+        check_choice("init.bias", self.bias, model.BIAS_MODES)
+
+
+def _representable(key: str, value: float, dtype: str) -> None:
+    """``value`` must survive conversion to the run's float type (no inf, no 0)."""
+    info = np.finfo(dtype)
+    require(float(info.tiny) <= value <= float(info.max), key, value,
+            f"a number in [{info.tiny:.3g}, {info.max:.3g}] for dtype={dtype}")
 
 
 @dataclass(frozen=True)
 class RunConfig:
     """Everything one job needs. Field names are the command-line keys."""
 
-    lr: float = 0.5
-    hidden: int = 3
-    depth: int = 1
-    activation: str = "sigmoid"
-    output: str = "sigmoid"
-    loss: str = "mse"
-    num_seeds: int = 1000
+    lr: float = 0.5  # learning rate α in W ← W − α·∂E/∂W (traced: never recompiles)
+    hidden: int = 3  # width of each hidden layer
+    depth: int = 1  # number of hidden layers
+    activation: str = "sigmoid"  # sigmoid | tanh | relu | identity
+    output: str = "sigmoid"  # sigmoid | identity | softmax
+    loss: str = "mse"  # mse (any output) | bce (sigmoid) | ce (softmax)
+    num_seeds: int = 1000  # networks trained together: seeds seed .. seed+num_seeds-1
     seed: int = 0
     epochs: int = 5000
-    batch_size: Optional[int] = None
-    target_loss: float = 0.01
-    log_every: int = 10
-    grad: str = "manual"
-    l1: float = 0.0
-    l2: float = 0.0
-    patience: Optional[int] = None
-    curve_seeds: int = 100
-    dtype: str = "float32"
-    progress: bool = True
+    batch_size: Optional[int] = None  # null = full batch; else minibatches, reshuffled each epoch
+    target_loss: float = 0.01  # a seed converged when its final train loss <= target_loss
+    log_every: int = 10  # loss-curve sampling interval, in epochs
+    grad: str = "manual"  # manual (jaxbp.backprop) | autodiff (jax.grad)
+    l1: float = 0.0  # penalty l1·Σ|W| (weights only)
+    l2: float = 0.0  # penalty l2·½ΣW² (weights only)
+    patience: Optional[int] = None  # early stopping on the test loss (needs a test split)
+    curve_seeds: int = 100  # how many seeds' loss curves are kept
+    dtype: str = "float32"  # float32 | float64
+    progress: bool = True  # progress bar on a terminal
     devices: Optional[int] = None  # shard seeds over this many local devices; None = all
     compile_cache: Optional[str] = "~/.cache/jaxbp/xla"  # JAX's persistent cache; null = off
     init: InitConfig = field(default_factory=InitConfig)
-    data: DataConfig = field(default_factory=DataConfig)
-    optim: OptimConfig = field(default_factory=OptimConfig)
+    data: datasets.DataOption = field(default_factory=datasets.Xor)
+    optim: optimizers.OptimOption = field(default_factory=optimizers.SGD)
+
+    def __post_init__(self):
+        check_choice("dtype", self.dtype, DTYPES)
+        check_real("lr", self.lr, 0.0, low_open=True)
+        _representable("lr", self.lr, self.dtype)
+        check_int("hidden", self.hidden, 1, MAX_WIDTH)
+        check_int("depth", self.depth, 0, MAX_DEPTH)
+        check_choice("activation", self.activation, model.ACTIVATIONS)
+        check_choice("output", self.output, model.OUTPUTS)
+        check_choice("loss", self.loss, model.LOSS_OUTPUTS)
+        require(self.output in model.LOSS_OUTPUTS[self.loss], "loss", self.loss,
+                f"loss={self.loss} needs output in {list(model.LOSS_OUTPUTS[self.loss])} "
+                f"(output is {self.output})")
+        check_int("num_seeds", self.num_seeds, 1)
+        check_int("seed", self.seed, 0)
+        require(self.seed + self.num_seeds <= 2**32, "seed", self.seed, "seed + num_seeds <= 2**32")
+        check_int("epochs", self.epochs, 1, MAX_EPOCHS)
+        if self.batch_size is not None:
+            check_int("batch_size", self.batch_size, 1, allowed="null (full batch) or an integer >= 1")
+        check_real("target_loss", self.target_loss, 0.0)
+        check_int("log_every", self.log_every, 1)
+        check_choice("grad", self.grad, GRADS)
+        check_real("l1", self.l1, 0.0)
+        check_real("l2", self.l2, 0.0)
+        if self.patience is not None:
+            check_int("patience", self.patience, 1, allowed="null (off) or an integer >= 1")
+            require(self.data.test_fraction > 0, "patience", self.patience,
+                    "early stopping watches the test loss: set data.test_fraction > 0")
+        check_int("curve_seeds", self.curve_seeds, 0)
+        points = min(self.curve_seeds, self.num_seeds) * (self.blocks + 1)
+        require(points <= MAX_CURVE_POINTS, "curve_seeds", self.curve_seeds,
+                f"curve_seeds × epochs/log_every <= {MAX_CURVE_POINTS:,} kept loss values "
+                f"(this asks for {points:,}): raise log_every or lower curve_seeds")
+        if self.devices is not None:
+            check_int("devices", self.devices, 1, allowed="null (all local devices) or an integer >= 1")
+        require(isinstance(self.init, InitConfig), "init", self.init, "an init config")
+        require(isinstance(self.data, datasets.DataOption), "data", self.data, f"one of {sorted(datasets.OPTIONS)}")
+        require(isinstance(self.optim, optimizers.OptimOption), "optim", self.optim,
+                f"one of {sorted(optimizers.OPTIONS)}")
+
+    # The block and curve arithmetic, in one place: epochs run in blocks of `sample_every`;
+    # the curve holds the loss at each block's first epoch, then the final loss at `epochs`.
+    @property
+    def sample_every(self) -> int:
+        """``log_every``, capped at ``epochs`` (a longer block would only skip epochs)."""
+        return min(self.log_every, self.epochs)
+
+    @property
+    def blocks(self) -> int:
+        """Blocks of ``sample_every`` epochs that cover ``epochs``."""
+        return -(-self.epochs // self.sample_every)
+
+    def curve_epochs(self) -> np.ndarray:
+        """Epochs at which the curve is sampled: every ``sample_every`` from 0, then ``epochs``."""
+        return np.append(np.arange(0, self.epochs, self.sample_every), self.epochs)
 
     def spec(self, n_in: int, n_out: int) -> model.Spec:
         """The network for data with ``n_in`` features and ``n_out`` targets."""
@@ -103,159 +146,79 @@ class RunConfig:
         return model.Spec(sizes, self.activation, self.output, self.loss)
 
 
-def register_schema() -> None:
-    """Registers the typed schema in Hydra's ConfigStore (``conf/config.yaml`` extends it)
-    and makes jaxbp's ``vmap`` launcher visible to Hydra's plugin scan."""
-    from hydra.core.config_store import ConfigStore
+def from_dict(values: Mapping[str, Any]) -> RunConfig:
+    """A validated ``RunConfig`` from plain nested dicts, with each option's own defaults:
+    ``{"data": {"name": "moons"}}`` trains on the same data as ``data=moons``.
 
-    from jaxbp import paths
-
-    paths.expose_hydra_plugins()
-
-    store = ConfigStore.instance()
-    # Hydra needs mutable dataclasses; the frozen ones above are made mutable copies here.
-    store.store(name="run_schema", node=_hydra_node(RunConfig))
-    store.store(group="data", name="data_schema", node=_hydra_node(DataConfig))
-    store.store(group="optim", name="optim_schema", node=_hydra_node(OptimConfig))
-
-
-def _hydra_node(cls):
-    from omegaconf import DictConfig, OmegaConf
-
-    def thaw(node):  # frozen dataclasses make read-only nodes; Hydra must merge into them
-        OmegaConf.set_readonly(node, False)
-        for key in node:
-            if isinstance(node[key], DictConfig):
-                thaw(node[key])
-        return node
-
-    return thaw(OmegaConf.structured(cls))
+    Raises:
+        ConfigError: naming the first bad or unknown key.
+    """
+    values = dict(values)
+    nested = {"init": _build(InitConfig, values.pop("init", None), "init.")}
+    for key, options in (("data", datasets.OPTIONS), ("optim", optimizers.OPTIONS)):
+        given = dict(values.pop(key, None) or {})
+        name = given.get("name", RunConfig.__dataclass_fields__[key].default_factory.own_name())
+        check_choice(key, name, sorted(options))
+        nested[key] = _build(options[name], given, f"{key}.")
+    return _build(RunConfig, {**values, **nested}, "")
 
 
-def _build(cls, values: Mapping[str, Any], prefix: str):
+def _build(cls, values: Mapping[str, Any] | None, prefix: str):
+    values = dict(values or {})
     known = {f.name for f in dataclasses.fields(cls)}
     for key in values:
-        if key not in known:
-            raise ConfigError(prefix + key, values[key], f"unknown key; known keys: {sorted(known)}")
+        require(key in known, prefix + key, values[key], f"a known key: {sorted(known)}")
     return cls(**values)
 
 
-def from_dict(values: Mapping[str, Any]) -> RunConfig:
-    """Builds and validates a ``RunConfig`` from plain nested dicts (a resolved config).
-
-    Raises:
-        ConfigError: naming the first bad key, its value and what is allowed.
-    """
-    values = dict(values)
-    nested = {
-        "init": _build(InitConfig, values.pop("init", {}) or {}, "init."),
-        "data": _build(DataConfig, values.pop("data", {}) or {}, "data."),
-        "optim": _build(OptimConfig, values.pop("optim", {}) or {}, "optim."),
-    }
-    cfg = _build(RunConfig, {**values, **nested}, "")
-    validate(cfg)
-    return cfg
-
-
-def _require(ok: bool, key: str, value: Any, allowed: str) -> None:
-    if not ok:
-        raise ConfigError(key, value, allowed)
-
-
-def _is_int(value) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_real(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def _check_int(key, value, low, allowed=None):
-    _require(_is_int(value) and value >= low, key, value, allowed or f"an integer >= {low}")
-
-
-def _check_real(key, value, low, high=math.inf, low_open=False, high_open=True):
-    ok = _is_real(value) and (value > low if low_open else value >= low) and (
-        value < high if high_open else value <= high)
-    lo = "(" if low_open else "["
-    hi = ")" if high_open else "]"
-    _require(ok, key, value, f"a number in {lo}{low}, {high}{hi}")
-
-
-def _check_choice(key, value, choices):
-    _require(value in choices, key, value, f"one of {list(choices)}")
-
-
-def validate(cfg: RunConfig) -> None:
-    """Checks every value that does not depend on the data; raises ``ConfigError``."""
-    _check_real("lr", cfg.lr, 0.0, low_open=True)
-    _check_int("hidden", cfg.hidden, 1)
-    _check_int("depth", cfg.depth, 0)
-    _check_choice("activation", cfg.activation, model.ACTIVATIONS)
-    _check_choice("output", cfg.output, model.OUTPUTS)
-    _check_choice("loss", cfg.loss, model.LOSS_OUTPUTS)
-    _require(cfg.output in model.LOSS_OUTPUTS[cfg.loss], "loss", cfg.loss,
-             f"loss={cfg.loss} needs output in {list(model.LOSS_OUTPUTS[cfg.loss])} "
-             f"(output is {cfg.output})")
-    _check_int("num_seeds", cfg.num_seeds, 1)
-    _check_int("seed", cfg.seed, 0)
-    _require(cfg.seed + cfg.num_seeds <= 2**32, "seed", cfg.seed, "seed + num_seeds <= 2**32")
-    _check_int("epochs", cfg.epochs, 1)
+def check_fits(cfg: RunConfig, dataset: datasets.Dataset) -> None:
+    """The checks that need the data: batch size, output width, and memory per member."""
+    n_train, n_in = dataset.x_train.shape
+    n_out = dataset.y_train.shape[1]
     if cfg.batch_size is not None:
-        _check_int("batch_size", cfg.batch_size, 1, "null (full batch) or an integer >= 1")
-    _check_real("target_loss", cfg.target_loss, 0.0)
-    _check_int("log_every", cfg.log_every, 1)
-    _check_choice("grad", cfg.grad, GRADS)
-    _check_real("l1", cfg.l1, 0.0)
-    _check_real("l2", cfg.l2, 0.0)
-    if cfg.patience is not None:
-        _check_int("patience", cfg.patience, 1, "null (off) or an integer >= 1")
-        _require(cfg.data.test_fraction > 0, "patience", cfg.patience,
-                 "early stopping watches the test loss: set data.test_fraction > 0")
-    _check_int("curve_seeds", cfg.curve_seeds, 0)
-    _check_choice("dtype", cfg.dtype, DTYPES)
-    if cfg.devices is not None:
-        _check_int("devices", cfg.devices, 1, "null (all local devices) or an integer >= 1")
-    _check_choice("init.scheme", cfg.init.scheme, model.INIT_SCHEMES)
-    _check_real("init.scale", cfg.init.scale, 0.0, low_open=True)
-    _check_choice("init.bias", cfg.init.bias, model.BIAS_MODES)
-    _validate_optim(cfg.optim)
-    _validate_data(cfg.data)
+        require(cfg.batch_size <= n_train, "batch_size", cfg.batch_size,
+                f"null (full batch) or at most the {n_train} training rows")
+    require(not (cfg.output == "softmax" and n_out < 2), "output", cfg.output,
+            "softmax needs two or more outputs; these targets have one column "
+            "(for two classes use output=sigmoid, or loss=ce, which one-hot encodes them)")
+    try:
+        spec = cfg.spec(n_in, n_out)
+    except ValueError as err:
+        raise ConfigError("hidden", cfg.hidden, str(err)) from None
+    per_member = member_bytes(cfg, spec, n_train)
+    require(per_member <= MEMBER_BYTES_LIMIT, "hidden", cfg.hidden,
+            f"a network whose training state fits in {MEMBER_BYTES_LIMIT / 2**30:.0f} GiB "
+            f"(this one needs about {per_member / 2**30:.1f} GiB per seed)")
 
 
-def _validate_optim(optim: OptimConfig) -> None:
-    _check_choice("optim", optim.name, OPTIMIZERS)
-    _check_real("optim.momentum", optim.momentum, 0.0, 1.0)
-    _check_real("optim.b1", optim.b1, 0.0, 1.0)
-    _check_real("optim.b2", optim.b2, 0.0, 1.0)
-    _check_real("optim.eps", optim.eps, 0.0, low_open=True)
+MEMBER_BYTES_LIMIT = 4 * 2**30
 
 
-def _validate_data(data: DataConfig) -> None:
-    _check_choice("data", data.name, DATASETS)
-    _check_real("data.test_fraction", data.test_fraction, 0.0, 1.0)
-    _check_int("data.seed", data.seed, 0)
-    _check_int("data.bits", data.bits, 1)
-    _require(data.bits <= 20, "data.bits", data.bits, "an integer in [1, 20] (2**bits rows)")
-    _check_int("data.n_samples", data.n_samples, 2)
-    _check_real("data.noise", data.noise, 0.0)
-    if data.name == "file":
-        _require(bool(data.path), "data.path", data.path, "the path of a .csv or .npz file")
+def member_bytes(cfg: RunConfig, spec: model.Spec, n_rows: int) -> int:
+    """Rough bytes one member needs while training: params, gradients, optimiser moments,
+    best params and the activations of one batch (each a float of ``dtype``)."""
+    n_params = sum((a + 1) * b for a, b in zip(spec.sizes[:-1], spec.sizes[1:]))
+    rows = cfg.batch_size or n_rows
+    activations = rows * sum(spec.sizes) * 3
+    return (6 * n_params + activations) * np.dtype(cfg.dtype).itemsize
 
 
-# Keys that change how a job runs but not the numbers it produces.
-COSMETIC_KEYS = ("progress", "compile_cache", "devices")
-
-
-def result_values(values: Mapping[str, Any]) -> dict[str, Any]:
-    """A resolved config without its cosmetic keys: equal values mean equal results."""
+def result_values(cfg: RunConfig) -> dict[str, Any]:
+    """The config as plain dicts without its cosmetic keys: equal values mean equal results."""
+    values = dataclasses.asdict(cfg)
     return {k: v for k, v in values.items() if k not in COSMETIC_KEYS}
 
 
+# Values a member carries as traced numbers (see engine.Hyper): jobs that differ only in them
+# share one compiled program.
 def shape_key(cfg: RunConfig) -> RunConfig:
-    """The config with every traced or cosmetic value blanked: equal keys share programs."""
-    return dataclasses.replace(cfg, lr=1.0, seed=0, num_seeds=1, progress=False,
-                               compile_cache=None, devices=None)
+    """The config with every traced or cosmetic value blanked: equal keys share programs.
+    Penalties keep whether they are on, so a job without them never pays for them."""
+    optim = dataclasses.replace(cfg.optim, **{k: 0.5 for k in cfg.optim.hyperparams()})
+    return dataclasses.replace(
+        cfg, lr=1.0, seed=0, num_seeds=1, target_loss=0.0, curve_seeds=0, progress=False,
+        compile_cache=None, devices=None, l1=float(cfg.l1 > 0), l2=float(cfg.l2 > 0),
+        init=dataclasses.replace(cfg.init, scale=1.0), optim=optim)
 
 
 def refusal(err: ConfigError, job: str = "") -> str:
@@ -266,23 +229,7 @@ def refusal(err: ConfigError, job: str = "") -> str:
             "Nothing was trained and no results were written.")
 
 
-def resolved_values(cfg) -> dict:
-    """A composed Hydra config as plain resolved dicts, without Hydra's own node."""
-    from omegaconf import Container, OmegaConf
+def describe_options() -> dict[str, list[str]]:
+    """Group -> option names, for help texts and tests."""
+    return {"data": sorted(datasets.OPTIONS), "optim": sorted(optimizers.OPTIONS)}
 
-    return {key: OmegaConf.to_container(cfg[key], resolve=True)
-            if isinstance(cfg[key], Container) else cfg[key]
-            for key in cfg if key != "hydra"}
-
-
-def register_experiments(directory) -> None:
-    """Stores each ``<directory>/*.yaml`` as option ``experiment=<stem>`` (global package),
-    so ``+experiment=<name>`` works wherever jaxbp is installed."""
-    from pathlib import Path
-
-    from hydra.core.config_store import ConfigStore
-    from omegaconf import OmegaConf
-
-    for path in sorted(Path(directory).glob("*.yaml")):
-        ConfigStore.instance().store(group="experiment", name=path.stem,
-                                     node=OmegaConf.load(path), package="_global_")

@@ -1,19 +1,21 @@
 """Datasets, all offline: generated, bundled with scikit-learn, or read from a user's file.
 
-:func:`load` returns a :class:`Dataset` of NumPy arrays, split into train and test by
-``data.seed``, standardised with train statistics when asked, and with targets shaped for
-the loss: class labels become one 0/1 column for two classes, and one-hot columns for more
-classes or for ``ce``.
+Each ``data=<name>`` option is a frozen dataclass here (``Xor``, ``Moons``, ``File``, ...)
+that holds exactly the keys that option has, with its defaults, checks them in
+``__post_init__``, and owns its loader: ``option.load(loss)`` returns a :class:`Dataset` of
+NumPy arrays, split into train and test by ``seed``, standardised with train statistics when
+asked, and with targets shaped for the loss: class labels become one 0/1 column for two
+classes, and one-hot columns for more classes or for ``ce``. No JAX here.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import NamedTuple
+from dataclasses import dataclass
+from typing import ClassVar, NamedTuple, Optional
 
 import numpy as np
 
-from jaxbp.config import ConfigError, DataConfig
+from jaxbp.checks import ConfigError, check_int, check_real, require
 
 
 class Dataset(NamedTuple):
@@ -31,96 +33,191 @@ class Dataset(NamedTuple):
         return self.x_test.shape[0] > 0
 
 
-def xor(cfg: DataConfig):
+@dataclass(frozen=True)
+class DataOption:
+    """What every dataset has: how it is split and scaled (``data.*``)."""
+
+    name: str = ""  # each option fixes it to its own name
+    test_fraction: float = 0.0  # share of rows held out as the test split
+    seed: int = 0  # fixes the split and any generated data, independently of training seeds
+    standardize: bool = False  # zero mean, unit variance, fitted on the train split only
+
+    def __post_init__(self):
+        own = self.own_name()
+        require(self.name == own, "data.name", self.name, f"{own!r}: choose another dataset with data=<name>")
+        check_real("data.test_fraction", self.test_fraction, 0.0, 1.0)
+        # scikit-learn's generators take a 32-bit seed.
+        check_int("data.seed", self.seed, 0, 2**32 - 1)
+
+    @classmethod
+    def own_name(cls) -> str:
+        return cls.__dataclass_fields__["name"].default
+
+    def arrays(self) -> tuple[np.ndarray, np.ndarray, bool]:
+        """``(x, y, classes)`` before encoding and splitting."""
+        raise NotImplementedError
+
+    def load(self, loss: str = "mse") -> Dataset:
+        """Loads, encodes, splits (by ``seed``) and standardises (train statistics)."""
+        x, y, classes = self.arrays()
+        return split(self, x, encode_targets(y, classes, loss), classes)
+
+
+@dataclass(frozen=True)
+class Xor(DataOption):
     """The article's four points: y = x1 XOR x2."""
-    x = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], dtype=np.float64)
-    return x, np.array([0, 1, 1, 0]), True
+
+    name: str = "xor"
+
+    def arrays(self):
+        x = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], dtype=np.float64)
+        return x, np.array([0, 1, 1, 0]), True
 
 
-def parity(cfg: DataConfig):
+@dataclass(frozen=True)
+class Parity(DataOption):
     """All 2**bits binary inputs; y = 1 when an odd number of bits are set."""
-    codes = np.arange(2**cfg.bits)
-    x = ((codes[:, None] >> np.arange(cfg.bits)[::-1]) & 1).astype(np.float64)
-    return x, x.sum(axis=1).astype(int) % 2, True
+
+    name: str = "parity"
+    bits: int = 3  # input width
+
+    def __post_init__(self):
+        super().__post_init__()
+        check_int("data.bits", self.bits, 1, 20, "an integer in [1, 20] (2**bits rows)")
+
+    def arrays(self):
+        codes = np.arange(2**self.bits)
+        x = ((codes[:, None] >> np.arange(self.bits)[::-1]) & 1).astype(np.float64)
+        return x, x.sum(axis=1).astype(int) % 2, True
 
 
-def moons(cfg: DataConfig):
-    from sklearn.datasets import make_moons
+@dataclass(frozen=True)
+class Generated2D(DataOption):
+    """Two interleaved 2-D classes with Gaussian noise (``n_samples`` rows)."""
 
-    x, y = make_moons(cfg.n_samples, noise=cfg.noise, random_state=cfg.seed)
-    return x, y, True
+    n_samples: int = 200
+    noise: float = 0.1
+    test_fraction: float = 0.25
+    standardize: bool = True
 
-
-def circles(cfg: DataConfig):
-    from sklearn.datasets import make_circles
-
-    x, y = make_circles(cfg.n_samples, noise=cfg.noise, factor=0.5, random_state=cfg.seed)
-    return x, y, True
-
-
-def spirals(cfg: DataConfig):
-    """Two interleaved arms, r = θ, each arm half of ``n_samples``, plus Gaussian noise."""
-    rng = np.random.default_rng(cfg.seed)
-    per_arm = cfg.n_samples // 2
-    theta = np.sqrt(rng.uniform(0, 1, per_arm)) * 3 * np.pi
-    arm = np.stack([theta * np.cos(theta), theta * np.sin(theta)], axis=1) / (3 * np.pi)
-    x = np.concatenate([arm, -arm]) + rng.normal(0, cfg.noise, (2 * per_arm, 2))
-    return x, np.repeat([0, 1], per_arm), True
+    def __post_init__(self):
+        super().__post_init__()
+        check_int("data.n_samples", self.n_samples, 2, 10_000_000)
+        check_real("data.noise", self.noise, 0.0)
 
 
-def _sklearn_bundled(loader_name: str):
-    def load_bundled(cfg: DataConfig):
+@dataclass(frozen=True)
+class Moons(Generated2D):
+    """scikit-learn's two half-moons."""
+
+    name: str = "moons"
+
+    def arrays(self):
+        from sklearn.datasets import make_moons
+
+        x, y = make_moons(self.n_samples, noise=self.noise, random_state=self.seed)
+        return x, y, True
+
+
+@dataclass(frozen=True)
+class Circles(Generated2D):
+    """scikit-learn's two concentric circles (inner radius half the outer)."""
+
+    name: str = "circles"
+
+    def arrays(self):
+        from sklearn.datasets import make_circles
+
+        x, y = make_circles(self.n_samples, noise=self.noise, factor=0.5, random_state=self.seed)
+        return x, y, True
+
+
+@dataclass(frozen=True)
+class Spirals(Generated2D):
+    """jaxbp's two interleaved arms, r = θ, each half of ``n_samples``."""
+
+    name: str = "spirals"
+
+    def arrays(self):
+        rng = np.random.default_rng(self.seed)
+        per_arm = self.n_samples // 2
+        theta = np.sqrt(rng.uniform(0, 1, per_arm)) * 3 * np.pi
+        arm = np.stack([theta * np.cos(theta), theta * np.sin(theta)], axis=1) / (3 * np.pi)
+        x = np.concatenate([arm, -arm]) + rng.normal(0, self.noise, (2 * per_arm, 2))
+        return x, np.repeat([0, 1], per_arm), True
+
+
+@dataclass(frozen=True)
+class Bundled(DataOption):
+    """A dataset bundled with scikit-learn (offline), split and standardised by default."""
+
+    LOADER: ClassVar[str] = ""
+    test_fraction: float = 0.25
+    standardize: bool = True
+
+    def arrays(self):
         import sklearn.datasets
 
-        x, y = getattr(sklearn.datasets, loader_name)(return_X_y=True)
+        x, y = getattr(sklearn.datasets, self.LOADER)(return_X_y=True)
         return x.astype(np.float64), y, True
 
-    load_bundled.__doc__ = f"scikit-learn's bundled ``{loader_name}``."
-    return load_bundled
+
+@dataclass(frozen=True)
+class Digits(Bundled):
+    name: str = "digits"
+    LOADER: ClassVar[str] = "load_digits"
 
 
-def from_file(cfg: DataConfig):
-    """A ``.csv`` (``target`` names a column; default the last) or a ``.npz`` (arrays
-    ``x`` and ``y``, or ``target`` naming the y array). Integer-valued targets are classes."""
-    path = Path(cfg.path).expanduser()
-    if not path.is_file():
-        raise ConfigError("data.path", cfg.path, "an existing .csv or .npz file")
-    if path.suffix == ".npz":
-        arrays = np.load(path)
-        target = cfg.target or "y"
-        if "x" not in arrays or target not in arrays:
-            raise ConfigError("data.target", cfg.target,
-                              f"the npz needs arrays 'x' and {target!r}; it has {list(arrays)}")
-        x, y = arrays["x"], arrays[target]
-    elif path.suffix == ".csv":
-        import pandas as pd
-
-        frame = pd.read_csv(path)
-        target = cfg.target or frame.columns[-1]
-        if target not in frame.columns:
-            raise ConfigError("data.target", cfg.target, f"a column of {list(frame.columns)}")
-        x, y = frame.drop(columns=[target]).to_numpy(), frame[target].to_numpy()
-    else:
-        raise ConfigError("data.path", cfg.path, "a file ending in .csv or .npz")
-    x = np.asarray(x, dtype=np.float64)
-    x = x.reshape(len(x), -1)
-    y = np.asarray(y, dtype=np.float64)
-    classes = y.ndim == 1 and bool(np.all(y == np.round(y)))
-    return x, (y.astype(int) if classes else y), classes
+@dataclass(frozen=True)
+class Iris(Bundled):
+    name: str = "iris"
+    LOADER: ClassVar[str] = "load_iris"
 
 
-LOADERS = {
-    "xor": xor,
-    "parity": parity,
-    "moons": moons,
-    "circles": circles,
-    "spirals": spirals,
-    "digits": _sklearn_bundled("load_digits"),
-    "iris": _sklearn_bundled("load_iris"),
-    "breast_cancer": _sklearn_bundled("load_breast_cancer"),
-    "wine": _sklearn_bundled("load_wine"),
-    "file": from_file,
-}
+@dataclass(frozen=True)
+class BreastCancer(Bundled):
+    name: str = "breast_cancer"
+    LOADER: ClassVar[str] = "load_breast_cancer"
+
+
+@dataclass(frozen=True)
+class Wine(Bundled):
+    name: str = "wine"
+    LOADER: ClassVar[str] = "load_wine"
+
+
+@dataclass(frozen=True)
+class File(DataOption):
+    """Your own data: a ``.csv`` (``target`` names a column; default the last) or a ``.npz``
+    (arrays ``x`` and ``y``, or ``target`` naming the y array). Integer-valued 1-D targets
+    are classes. :mod:`jaxbp.datafile` reads and checks it."""
+
+    name: str = "file"
+    path: Optional[str] = None
+    target: Optional[str] = None
+    standardize: bool = True
+
+    def __post_init__(self):
+        super().__post_init__()
+        require(bool(self.path), "data.path", self.path, "the path of a .csv or .npz file")
+
+    def arrays(self):
+        from jaxbp import datafile
+
+        try:
+            return datafile.read(self.path, self.target)
+        except datafile.DataFileError as err:
+            raise ConfigError(err.key, err.value, err.allowed) from None
+
+
+OPTIONS: dict[str, type[DataOption]] = {cls.own_name(): cls for cls in (
+    Xor, Parity, Moons, Circles, Spirals, Digits, Iris, BreastCancer, Wine, File)}
+
+
+def option(name: str = "xor", **values) -> DataOption:
+    """The option ``data=<name>`` with ``values`` over its defaults (the library's door)."""
+    require(name in OPTIONS, "data", name, f"one of {sorted(OPTIONS)}")
+    return OPTIONS[name](**values)
 
 
 def encode_targets(y: np.ndarray, classes: bool, loss: str) -> np.ndarray:
@@ -128,7 +225,7 @@ def encode_targets(y: np.ndarray, classes: bool, loss: str) -> np.ndarray:
     if not classes:
         if loss == "ce":
             raise ConfigError("loss", loss, "ce needs class targets; these are real-valued")
-        return y.reshape(len(y), -1)
+        return y.reshape(len(y), -1).astype(np.float64)
     labels, index = np.unique(y, return_inverse=True)
     if len(labels) < 2:
         raise ConfigError("data", f"{len(labels)} class", "data with at least two classes")
@@ -137,12 +234,8 @@ def encode_targets(y: np.ndarray, classes: bool, loss: str) -> np.ndarray:
     return np.eye(len(labels))[index]
 
 
-def load(cfg: DataConfig, loss: str = "mse") -> Dataset:
-    """Loads, encodes, splits (by ``cfg.seed``) and standardises (train statistics) a dataset."""
-    if cfg.name not in LOADERS:
-        raise ConfigError("data", cfg.name, f"one of {sorted(LOADERS)}")
-    x, y, classes = LOADERS[cfg.name](cfg)
-    y = encode_targets(y, classes, loss)
+def split(cfg: DataOption, x: np.ndarray, y: np.ndarray, classes: bool) -> Dataset:
+    """Train/test split by ``cfg.seed`` and standardisation with train statistics."""
     n_test = int(round(cfg.test_fraction * len(x)))
     if len(x) - n_test < 1:
         raise ConfigError("data.test_fraction", cfg.test_fraction,
@@ -155,3 +248,8 @@ def load(cfg: DataConfig, loss: str = "mse") -> Dataset:
         std = np.where(std > 0, std, 1.0)  # constant features stay constant, not NaN
         x_train, x_test = (x_train - mean) / std, (x_test - mean) / std
     return Dataset(cfg.name, x_train, y[train], x_test, y[test], classes)
+
+
+def load(cfg: DataOption, loss: str = "mse") -> Dataset:
+    """``cfg.load(loss)``; kept as a function for callers that map over options."""
+    return cfg.load(loss)

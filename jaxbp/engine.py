@@ -3,14 +3,17 @@
 :func:`make_program` does the Python-side work once: data, spec, optimiser. It returns pure
 per-member functions::
 
-    init(key)                 -> MemberState
-    step(state, lr, epoch)    -> (MemberState, loss)     one epoch; loss is E(params_epoch)
+    init(key, hyper)          -> MemberState
+    step(state, epoch)        -> (MemberState, loss)     one epoch; loss is E(params_epoch)
     finalize(state, epochs)   -> (params, metrics)
 
-``loss`` at epoch ``t`` is the data loss (no penalty) of the parameters after ``t`` updates;
-it comes free from the backward pass in full-batch training. :func:`make_train` composes the
-three into the pure ``train(key, lr) -> (params, metrics)``; :mod:`jaxbp.runner` vmaps
-them over seeds (and learning rates) in chunks of epochs.
+``hyper`` holds the member's traced hyperparameters (:func:`member_hyper`): the learning
+rate and the optimiser's numbers live in its optax state (``inject_hyperparams``), the
+penalties and the target in ``MemberState``. Members that differ only in them share one
+program. ``loss`` at epoch ``t`` is the data loss (no penalty) of the parameters after ``t``
+updates; it comes free from the backward pass in full-batch training. :func:`make_train`
+composes the three into the pure ``train(key, lr) -> (params, metrics)``;
+:mod:`jaxbp.runner` vmaps them over members in chunks of epochs.
 
 A member whose loss or update is not finite is flagged ``diverged`` and frozen, and so is a
 member that early stopping has stopped; frozen members keep computing (they share the
@@ -24,38 +27,38 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
 
 from jaxbp import backprop, model
-from jaxbp.config import ConfigError, OptimConfig, RunConfig
-from jaxbp.data import Dataset, load
+from jaxbp import optim as optimizers
+from jaxbp.config import ConfigError, RunConfig, check_fits
+from jaxbp.data import Dataset
 
 Array = jax.Array
+Hyper = dict  # name -> scalar (one member) or (members,) array
 
-OPTIMIZERS = {
-    "sgd": lambda o, lr: optax.sgd(lr),
-    "momentum": lambda o, lr: optax.sgd(lr, momentum=o.momentum),
-    "nesterov": lambda o, lr: optax.sgd(lr, momentum=o.momentum, nesterov=True),
-    "adam": lambda o, lr: optax.adam(lr, b1=o.b1, b2=o.b2, eps=o.eps),
-    "rmsprop": lambda o, lr: optax.rmsprop(lr, decay=o.b2, eps=o.eps),
-}
+# Traced values besides the optimiser's own (optim.OptimOption.hyperparams).
+MEMBER_KEYS = ("learning_rate", "l1", "l2", "target_loss", "init_scale")
 
 
-def make_optimizer(optim: OptimConfig, lr) -> optax.GradientTransformation:
-    """The optax optimiser named by ``optim.name``; ``lr`` may be a traced scalar."""
-    return OPTIMIZERS[optim.name](optim, lr)
+def member_hyper(cfg: RunConfig) -> dict[str, float]:
+    """A job's traced hyperparameters, by the names the program uses."""
+    return {"learning_rate": cfg.lr, "l1": cfg.l1, "l2": cfg.l2, "target_loss": cfg.target_loss,
+            "init_scale": cfg.init.scale, **cfg.optim.hyperparams()}
 
 
 class MemberState(NamedTuple):
     """Everything one member carries from epoch to epoch."""
 
     params: model.Params
-    opt_state: Any
+    opt_state: Any  # optax InjectHyperparamsState: holds the lr and optimiser numbers
     shuffle_key: Array  # minibatch order: fold_in(shuffle_key, epoch)
+    penalty: tuple  # (l1, l2)
+    target_loss: Array
     epochs_to_target: Array  # int32; -1 until the train loss first reaches target_loss
     diverged: Array  # bool
     stopped: Array  # bool: early stopping has frozen this member
+    stopped_epoch: Array  # int32: the epoch early stopping froze it at, -1 if never
     best_params: Any  # params at the best test loss (early stopping), else ()
     best_test_loss: Array
     bad_epochs: Array  # int32: epochs since the test loss last improved
@@ -64,7 +67,6 @@ class MemberState(NamedTuple):
 class Program(NamedTuple):
     """Pure per-member functions and what they were built from."""
 
-    cfg: RunConfig
     spec: model.Spec
     dataset: Dataset
     init: Any
@@ -92,7 +94,9 @@ def accuracy(spec: model.Spec, params, x: Array, y: Array) -> Array:
 
 def _float_dtype(cfg: RunConfig):
     if cfg.dtype == "float64" and not jax.config.jax_enable_x64:
-        raise ConfigError("dtype", cfg.dtype, "float64 needs JAX_ENABLE_X64=1 before JAX starts")
+        raise ConfigError("dtype", cfg.dtype,
+                          "float64 needs x64: build and run the program inside `with jax.enable_x64(True)`"
+                          " (jaxbp.runner does)")
     return jnp.dtype(cfg.dtype)
 
 
@@ -102,6 +106,7 @@ class Setup(NamedTuple):
     cfg: RunConfig
     spec: model.Spec
     dtype: Any
+    tx: optax.GradientTransformation  # built once; per-member numbers live in its state
     x: Array  # train inputs (n, sizes[0]) and targets (n, sizes[-1])
     y: Array
     x_test: Array  # (0, sizes[0]) when there is no test split
@@ -110,50 +115,72 @@ class Setup(NamedTuple):
     classes: bool
 
 
-def _value_and_grad(setup: Setup, params, xb, yb):
-    """``(E, ∂E/∂params)`` with penalties, by hand (``grad=manual``) or by ``jax.grad``."""
-    spec, cfg = setup.spec, setup.cfg
-    if cfg.grad == "manual":
-        return backprop.backward(spec, params, xb, yb, l1=cfg.l1, l2=cfg.l2)
-    return jax.value_and_grad(lambda p: model.loss(spec, p, xb, yb, l1=cfg.l1, l2=cfg.l2))(params)
+def _value_and_grad(setup: Setup, params, xb, yb, penalty):
+    """``(data loss, ∂E/∂params)`` of ``E = data loss + penalty``, by hand (``grad=manual``)
+    or by ``jax.grad``."""
+    spec, (l1, l2) = setup.spec, penalty
+    if setup.cfg.grad == "manual":
+        data_loss, _, grads = backprop.backward_terms(spec, params, xb, yb, l1=l1, l2=l2)
+        return data_loss, grads
+
+    def objective(p):
+        data_loss = model.data_loss(spec, model.logits(spec, p, xb), yb)
+        return data_loss + model.penalty(p, l1, l2), data_loss
+
+    (_, data_loss), grads = jax.value_and_grad(objective, has_aux=True)(params)
+    return data_loss, grads
 
 
 def _data_loss(setup: Setup, params, xs, ys) -> Array:
     return model.data_loss(setup.spec, model.logits(setup.spec, params, xs), ys)
 
 
-def _init(setup: Setup, key: Array) -> MemberState:
+def _penalty(setup: Setup, hyper: Hyper) -> tuple:
+    """Traced (l1, l2), or static zeros when the job has no penalty (it then costs nothing)."""
+    cfg = setup.cfg
+    return tuple(jnp.asarray(hyper[k], setup.dtype) if on else 0.0
+                 for k, on in (("l1", cfg.l1 > 0), ("l2", cfg.l2 > 0)))
+
+
+def _init(setup: Setup, key: Array, hyper: Hyper, params: model.Params | None = None) -> MemberState:
+    """A member's starting state from its key and hyperparameters (``params``, if given,
+    replace the drawn initial weights)."""
     cfg = setup.cfg
     init_key, shuffle_key = jax.random.split(key)
-    params = model.init(setup.spec, init_key, cfg.init.scheme, cfg.init.scale, cfg.init.bias, setup.dtype)
-    opt_state = make_optimizer(cfg.optim, jnp.ones((), setup.dtype)).init(params)
+    if params is None:
+        scale = jnp.asarray(hyper["init_scale"], setup.dtype)
+        params = model.init(setup.spec, init_key, cfg.init.scheme, scale, cfg.init.bias, setup.dtype)
+    params = jax.tree.map(lambda leaf: jnp.asarray(leaf, setup.dtype), params)
+    opt_state = optimizers.with_hyperparams(setup.tx.init(params), {
+        k: jnp.asarray(v, setup.dtype) for k, v in hyper.items() if k not in MEMBER_KEYS[1:]})
+    int_minus_one = jnp.array(-1, jnp.int32)
     return MemberState(
-        params, opt_state, shuffle_key,
-        epochs_to_target=jnp.array(-1, jnp.int32),
-        diverged=jnp.array(False), stopped=jnp.array(False),
-        best_params=params if cfg.patience is not None else (),
+        params=params, opt_state=opt_state, shuffle_key=shuffle_key,
+        penalty=_penalty(setup, hyper), target_loss=jnp.asarray(hyper["target_loss"], setup.dtype),
+        epochs_to_target=int_minus_one, diverged=jnp.array(False), stopped=jnp.array(False),
+        stopped_epoch=int_minus_one, best_params=params if cfg.patience is not None else (),
         best_test_loss=jnp.array(jnp.inf, setup.dtype), bad_epochs=jnp.array(0, jnp.int32),
     )
 
 
-def _descend(setup: Setup, params, opt_state, lr, shuffle_key, epoch):
+def _descend(setup: Setup, state: MemberState, epoch):
     """One epoch of updates; returns new params, opt state and E(params) on train (no penalty)."""
-    cfg, x, y = setup.cfg, setup.x, setup.y
-    tx = make_optimizer(cfg.optim, lr)
+    cfg, x, y, tx = setup.cfg, setup.x, setup.y, setup.tx
+    params, opt_state = state.params, state.opt_state
     if cfg.batch_size is None:
-        value, grads = _value_and_grad(setup, params, x, y)
+        loss, grads = _value_and_grad(setup, params, x, y, state.penalty)
         updates, opt_state = tx.update(grads, opt_state, params)
-        return optax.apply_updates(params, updates), opt_state, value - model.penalty(params, cfg.l1, cfg.l2)
+        return optax.apply_updates(params, updates), opt_state, loss
     # Minibatches: a fresh permutation per epoch; the n % batch_size rows left over
     # wait for a later epoch, so every step sees a full, static-shaped batch.
     n_train = x.shape[0]
     steps = n_train // cfg.batch_size
-    order = jax.random.permutation(jax.random.fold_in(shuffle_key, epoch), n_train)
+    order = jax.random.permutation(jax.random.fold_in(state.shuffle_key, epoch), n_train)
     batches = order[: steps * cfg.batch_size].reshape(steps, cfg.batch_size)
 
     def minibatch(carry, rows):
         p, s = carry
-        _, grads = _value_and_grad(setup, p, x[rows], y[rows])
+        _, grads = _value_and_grad(setup, p, x[rows], y[rows], state.penalty)
         updates, s = tx.update(grads, s, p)
         return (optax.apply_updates(p, updates), s), None
 
@@ -161,35 +188,35 @@ def _descend(setup: Setup, params, opt_state, lr, shuffle_key, epoch):
     return new_params, opt_state, _data_loss(setup, params, x, y)
 
 
-def _early_stopping(setup: Setup, state: MemberState):
-    """Tracks the best test loss and its params; returns the updated early-stopping fields."""
+def _early_stopping(setup: Setup, state: MemberState, epoch) -> MemberState:
+    """Tracks the best test loss and its params; stops after ``patience`` bad epochs."""
     test_loss = _data_loss(setup, state.params, setup.x_test, setup.y_test)
     improved = (test_loss < state.best_test_loss) & ~state.stopped & ~state.diverged
     bad_epochs = jnp.where(improved, 0, state.bad_epochs + 1)
-    return (
-        _tree_where(improved, state.params, state.best_params),
-        jnp.where(improved, test_loss, state.best_test_loss),
-        bad_epochs,
-        state.stopped | (bad_epochs >= setup.cfg.patience),
+    stops = ~state.stopped & ~state.diverged & (bad_epochs >= setup.cfg.patience)
+    return state._replace(
+        best_params=_tree_where(improved, state.params, state.best_params),
+        best_test_loss=jnp.where(improved, test_loss, state.best_test_loss),
+        bad_epochs=bad_epochs,
+        stopped=state.stopped | stops,
+        stopped_epoch=jnp.where(stops, epoch.astype(jnp.int32), state.stopped_epoch),
     )
 
 
-def _step(setup: Setup, state: MemberState, lr: Array, epoch: Array):
-    new_params, new_opt, loss = _descend(setup, state.params, state.opt_state, lr, state.shuffle_key, epoch)
-    reached = (loss <= setup.cfg.target_loss) & (state.epochs_to_target < 0)
-    epochs_to_target = jnp.where(reached, epoch.astype(jnp.int32), state.epochs_to_target)
-    best_params, best_test_loss, bad_epochs, stopped = (
-        _early_stopping(setup, state) if setup.cfg.patience is not None
-        else (state.best_params, state.best_test_loss, state.bad_epochs, state.stopped))
+def _step(setup: Setup, state: MemberState, epoch: Array):
+    new_params, new_opt, loss = _descend(setup, state, epoch)
+    reached = (loss <= state.target_loss) & (state.epochs_to_target < 0)
+    state = state._replace(
+        epochs_to_target=jnp.where(reached, epoch.astype(jnp.int32), state.epochs_to_target))
+    if setup.cfg.patience is not None:
+        state = _early_stopping(setup, state, epoch)
     diverged = state.diverged | ~(jnp.isfinite(loss) & _all_finite(new_params))
-    frozen = diverged | stopped
-    new_state = MemberState(
-        _tree_where(frozen, state.params, new_params),
-        _tree_where(frozen, state.opt_state, new_opt),
-        state.shuffle_key, epochs_to_target, diverged, stopped,
-        best_params, best_test_loss, bad_epochs,
-    )
-    return new_state, loss
+    frozen = diverged | state.stopped
+    return state._replace(
+        params=_tree_where(frozen, state.params, new_params),
+        opt_state=_tree_where(frozen, state.opt_state, new_opt),
+        diverged=diverged,
+    ), loss
 
 
 def _finalize(setup: Setup, state: MemberState, epochs):
@@ -199,7 +226,7 @@ def _finalize(setup: Setup, state: MemberState, epochs):
         params = _tree_where(state.stopped, state.best_params, params)
     final_loss = _data_loss(setup, params, setup.x, setup.y)
     nan = jnp.array(jnp.nan, setup.dtype)
-    late = (state.epochs_to_target < 0) & (final_loss <= cfg.target_loss)  # reached at the end
+    late = (state.epochs_to_target < 0) & (final_loss <= state.target_loss)  # reached at the end
     metrics = {
         "final_loss": final_loss,
         "train_acc": accuracy(spec, params, setup.x, setup.y) if setup.classes else nan,
@@ -207,8 +234,9 @@ def _finalize(setup: Setup, state: MemberState, epochs):
         "test_acc": accuracy(spec, params, setup.x_test, setup.y_test)
         if setup.has_test and setup.classes else nan,
         "epochs_to_target": jnp.where(late, jnp.asarray(epochs, jnp.int32), state.epochs_to_target),
-        "converged": (final_loss <= cfg.target_loss) & ~state.diverged,
+        "converged": (final_loss <= state.target_loss) & ~state.diverged,
         "diverged": state.diverged,
+        "stopped_epoch": state.stopped_epoch,
     }
     return params, metrics
 
@@ -217,23 +245,21 @@ def make_program(cfg: RunConfig, dataset: Dataset | None = None) -> Program:
     """Builds the pure per-member functions for ``cfg`` (see the module docstring).
 
     Raises:
-        ConfigError: for settings that do not fit the data (``batch_size``) or the
-            precision JAX was started with (``dtype``).
+        ConfigError: for settings that do not fit the data (``batch_size``, ``output``) or
+            the precision JAX runs at (``dtype``).
     """
-    dataset = dataset if dataset is not None else load(cfg.data, cfg.loss)
+    dataset = dataset if dataset is not None else cfg.data.load(cfg.loss)
+    check_fits(cfg, dataset)
     dtype = _float_dtype(cfg)
     x, y = jnp.asarray(dataset.x_train, dtype), jnp.asarray(dataset.y_train, dtype)
-    if cfg.batch_size is not None and cfg.batch_size > x.shape[0]:
-        raise ConfigError("batch_size", cfg.batch_size,
-                          f"null (full batch) or at most the {x.shape[0]} training rows")
-    setup = Setup(cfg, cfg.spec(x.shape[1], y.shape[1]), dtype, x, y,
+    setup = Setup(cfg, cfg.spec(x.shape[1], y.shape[1]), dtype, cfg.optim.transform(), x, y,
                   jnp.asarray(dataset.x_test, dtype), jnp.asarray(dataset.y_test, dtype),
                   dataset.has_test, dataset.classes)
-    return Program(cfg, setup.spec, dataset, functools.partial(_init, setup),
+    return Program(setup.spec, dataset, functools.partial(_init, setup),
                    functools.partial(_step, setup), functools.partial(_finalize, setup))
 
 
-def run_blocks(step, states, lrs, first_block, n_blocks: int, epochs, log_every: int, pick):
+def run_blocks(step, states, first_block, n_blocks: int, epochs, log_every: int, pick):
     """Runs ``n_blocks`` blocks of ``log_every`` epochs from block ``first_block``.
 
     Epochs at or past ``epochs`` are skipped (a ``lax.cond`` on an unbatched counter), so a
@@ -242,20 +268,15 @@ def run_blocks(step, states, lrs, first_block, n_blocks: int, epochs, log_every:
     """
 
     def one_epoch(states, epoch):
-        return jax.lax.cond(
-            epoch < epochs,
-            lambda s: step(s, lrs, epoch)[0],
-            lambda s: s,
-            states,
-        )
+        return jax.lax.cond(epoch < epochs, lambda s: step(s, epoch)[0], lambda s: s, states)
 
-    loss_shape = jax.eval_shape(lambda s: step(s, lrs, jnp.int32(0))[1], states)
+    loss_shape = jax.eval_shape(lambda s: step(s, jnp.int32(0))[1], states)
     skipped_loss = jnp.full(loss_shape.shape, jnp.nan, loss_shape.dtype)
 
     def block(states, b):
         first = b * log_every
         states, loss = jax.lax.cond(
-            first < epochs, lambda s: step(s, lrs, first), lambda s: (s, skipped_loss), states)
+            first < epochs, lambda s: step(s, first), lambda s: (s, skipped_loss), states)
         rest = first + 1 + jnp.arange(log_every - 1, dtype=first.dtype)
         states, _ = jax.lax.scan(lambda s, e: (one_epoch(s, e), None), states, rest)
         return states, pick(loss)
@@ -269,15 +290,16 @@ def make_train(cfg: RunConfig, dataset: Dataset | None = None):
 
     ``metrics`` holds the per-seed figures of :func:`make_program`'s ``finalize`` plus
     ``curve``: the train loss at epochs ``0, log_every, 2·log_every, ...``. ``lr`` is traced,
-    so ``jax.vmap(train)(keys, lrs)`` trains a grid of members in one program.
+    so ``jax.vmap(train)(keys, lrs)`` trains a grid of members in one program; the other
+    hyperparameters are ``cfg``'s.
     """
     program = make_program(cfg, dataset)
-    n_blocks = -(-cfg.epochs // cfg.log_every)
+    hyper = member_hyper(cfg)
 
     def train(key: Array, lr) -> tuple[model.Params, dict[str, Array]]:
-        lr = jnp.asarray(lr, _float_dtype(cfg))
-        states, curve = run_blocks(program.step, program.init(key), lr, jnp.int32(0), n_blocks,
-                                   cfg.epochs, cfg.log_every, lambda loss: loss)
+        states = program.init(key, {**hyper, "learning_rate": lr})
+        states, curve = run_blocks(program.step, states, jnp.int32(0), cfg.blocks, cfg.epochs,
+                                   cfg.sample_every, lambda loss: loss)
         params, metrics = program.finalize(states, cfg.epochs)
         return params, {**metrics, "curve": curve}
 
@@ -287,8 +309,3 @@ def make_train(cfg: RunConfig, dataset: Dataset | None = None):
 def seed_key(seed) -> Array:
     """A member's key, from its own integer seed alone."""
     return jax.random.PRNGKey(seed)
-
-
-def curve_epochs(cfg: RunConfig) -> np.ndarray:
-    """Epochs at which the curve is sampled: every ``log_every`` from 0, below ``epochs``."""
-    return np.arange(0, cfg.epochs, cfg.log_every)

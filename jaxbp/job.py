@@ -1,116 +1,125 @@
-"""One job, from a resolved config to its files and summary line, without Hydra.
+"""One job, from a validated ``RunConfig`` to its files and summary line, without Hydra.
 
-The Hydra app (:mod:`jaxbp.train`) and the fused-lr launcher call these functions; keeping
-them Hydra-free makes them easy to test and to reuse.
+The Hydra app (:mod:`jaxbp.train`) trains a job alone with :func:`train`; the fused ``vmap``
+launcher trains a group of jobs in one program and writes each job's members with
+:func:`write`. Both go through :class:`jaxbp.results.JobDir`.
 """
 
 from __future__ import annotations
 
-import json
-import os
+import math
 from pathlib import Path
 from typing import Any, NamedTuple
 
-import jax
 import numpy as np
 
-from jaxbp import __version__, config, results, runner
+from jaxbp import __version__, config, results
 from jaxbp.config import RunConfig
 
 
-def setup_jax(cfg: RunConfig) -> None:
-    """Process-wide JAX settings a job asks for: precision and the persistent cache."""
-    jax.config.update("jax_enable_x64", cfg.dtype == "float64")
-    if cfg.compile_cache:
-        cache_dir = os.path.expanduser(cfg.compile_cache)
-        os.makedirs(cache_dir, exist_ok=True)
-        jax.config.update("jax_compilation_cache_dir", cache_dir)
-        # Our programs compile in about a second; cache them all, not only slow ones.
-        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+class Timing(NamedTuple):
+    """Wall and compile seconds of the program that trained a job; a fused job shares them
+    with ``fused_jobs - 1`` others, so they are the group's, reported once."""
 
-
-def prepare(values: dict[str, Any]) -> RunConfig:
-    """Validates a resolved config against the schema and its data; raises ``ConfigError``."""
-    cfg = config.from_dict(values)
-    setup_jax(cfg)
-    runner.program_for(cfg)  # loads the data and checks batch_size against it
-    return cfg
-
-
-class Precomputed(NamedTuple):
-    """A job's share of a fused run (see the ``vmap`` launcher)."""
-
-    result: runner.RunResult
-    members: np.ndarray
     wall_s: float
     compile_s: float
-    fused_jobs: int
+    fused_jobs: int = 1
 
 
-_PRECOMPUTED: dict[str, Precomputed] = {}
+def vouches(cfg: RunConfig) -> dict[str, Any]:
+    """What a complete job's marker must match: the result-determining config, and the
+    content of a user's data file (a changed file means a changed job)."""
+    promise = {"config": config.result_values(cfg)}
+    if cfg.data.name == "file":
+        from jaxbp import datafile
+
+        promise["data_sha256"] = datafile.content_hash(cfg.data.path)
+    return promise
 
 
-def _values_key(values: dict) -> str:
-    return json.dumps(values, sort_keys=True, default=str)
-
-
-def precompute(values: dict, result: runner.RunResult, members, wall_s: float, compile_s: float,
-               fused_jobs: int) -> None:
-    """Hands the job with config ``values`` its members of an already trained run."""
-    _PRECOMPUTED[_values_key(values)] = Precomputed(result, np.asarray(members), wall_s,
-                                                    compile_s, fused_jobs)
-
-
-def summary_for(cfg: RunConfig, values: dict, result: runner.RunResult, overrides: list[str],
-                job_num: int | None, wall_s: float, compile_s: float) -> dict[str, Any]:
+def summary_for(cfg: RunConfig, result, dataset, overrides: list[str], job_num: int | None,
+                timing: Timing) -> dict[str, Any]:
     """The job-level facts of ``summary.json`` (aggregates are added when it is written)."""
-    program = runner.program_for(cfg)
-    data = program.dataset
+    import jax
+
+    sizes = cfg.spec(dataset.x_train.shape[1], dataset.y_train.shape[1]).sizes
     return {
-        "config": values,
+        "config": config.result_values(cfg) | {k: getattr(cfg, k) for k in config.COSMETIC_KEYS},
         "overrides": overrides,
         "job_num": job_num,
-        "spec": list(program.spec.sizes),
-        "data": {"name": data.name, "n_train": int(data.x_train.shape[0]),
-                 "n_test": int(data.x_test.shape[0])},
-        "wall_s": wall_s,
-        "compile_s": compile_s,
+        "spec": list(sizes),
+        "data": {"name": dataset.name, "n_train": int(dataset.x_train.shape[0]),
+                 "n_test": int(dataset.x_test.shape[0]), "classes": bool(dataset.classes)},
+        "wall_s": timing.wall_s,
+        "compile_s": timing.compile_s,
+        "fused_jobs": timing.fused_jobs,
         "backend": result.backend,
         "device": result.device,
+        "device_count": result.devices,
         "versions": {"jaxbp": __version__, "jax": jax.__version__, "numpy": np.__version__},
     }
 
 
-def describe(cfg: RunConfig, summary: dict, job_dir: Path) -> str:
-    """The one-line summary printed at the end of a job."""
+def _pct(value) -> str:
+    return f"{100 * value:.1f}%"
+
+
+def describe(summary: dict[str, Any], job_dir: Path) -> str:
+    """The one-line summary printed at the end of a job, from its ``summary.json`` alone."""
+    cfg = summary["config"]
+    n = summary["num_seeds"]
     sizes = "-".join(map(str, summary["spec"]))
     low, high = summary["success_ci_low"], summary["success_ci_high"]
-    median = summary["epochs_to_target_median"]
-    reached = "" if np.isnan(median) else f", median {median:.0f} epochs"
-    diverged = round(summary["diverged_rate"] * summary["num_seeds"])
-    warn = f", {diverged} diverged" if diverged else ""
-    return (
-        f"{summary['num_seeds']} seeds, {cfg.data.name} {sizes}, {cfg.optim.name} lr={cfg.lr:g}, "
-        f"{cfg.epochs} epochs: {100 * summary['success_rate']:.1f}% reached loss ≤ "
-        f"{cfg.target_loss:g} (95% CI {100 * low:.1f}–{100 * high:.1f}%){reached}{warn}; "
-        f"{summary['wall_s']:.1f} s (compile {summary['compile_s']:.1f} s) → {job_dir}"
-    )
+    parts = [f"{n} seed{'s' if n != 1 else ''}, {cfg['data']['name']} {sizes}, "
+             f"{cfg['optim']['name']} lr={cfg['lr']:g}, {cfg['epochs']} epochs: "
+             f"{_pct(summary['success_rate'])} reached loss ≤ {cfg['target_loss']:g} "
+             f"(95% CI {100 * low:.1f}–{100 * high:.1f}%)"]
+    median = summary.get("epochs_to_target_km_median")
+    if median is not None and not (isinstance(median, float) and math.isnan(median)):
+        parts.append(f"median {median:.0f} epochs to target")
+    elif summary.get("success_rate", 0) > 0:
+        parts.append("median epochs to target: not reached by half the seeds")
+    accuracy = [f"{name} acc {_pct(summary[key])}" for name, key in
+                (("train", "train_acc_mean"), ("test", "test_acc_mean"))
+                if _finite(summary.get(key))]
+    if accuracy:
+        parts.append(", ".join(accuracy))
+    diverged = round((summary.get("diverged_rate") or 0) * n)
+    if diverged:
+        parts.append(f"{diverged} diverged")
+    fused = summary.get("fused_jobs", 1)
+    timing = f"{summary['wall_s']:.1f} s (compile {summary['compile_s']:.1f} s)"
+    if fused > 1:
+        timing = f"trained fused with {fused - 1} other job{'s' if fused > 2 else ''}: {timing} for all {fused}"
+    return f"{', '.join(parts)}; {timing} → {job_dir}"
 
 
-def run(values: dict, job_dir: Path, overrides: list[str], job_num: int | None = None) -> str:
-    """Validates, trains and writes one job; returns its summary line.
+def _finite(value) -> bool:
+    return isinstance(value, (int, float)) and math.isfinite(value)
 
-    Raises:
-        ConfigError: before any training or file, for a bad value.
-    """
-    cfg = prepare(values)
-    fused = _PRECOMPUTED.pop(_values_key(values), None)
-    if fused is None:
-        result = runner.run(cfg, desc=f"job {job_num}" if job_num is not None else "train")
-        fused = Precomputed(result, np.arange(cfg.num_seeds), result.wall_s, result.compile_s, 1)
-    summary = summary_for(cfg, values, fused.result, overrides, job_num, fused.wall_s,
-                          fused.compile_s)
-    summary["fused_jobs"] = fused.fused_jobs
-    summary = results.write_job(job_dir, fused.result, summary, fused.members)
-    return describe(cfg, summary, job_dir)
 
+def write(job_dir: Path, cfg: RunConfig, result, members, dataset, overrides: list[str],
+          job_num: int | None, timing: Timing) -> str:
+    """Writes one job's members of ``result`` to ``job_dir``; returns its summary line."""
+    job = results.JobDir(job_dir)
+    summary = summary_for(cfg, result, dataset, overrides, job_num, timing)
+    summary = job.write(result, members, summary, vouches(cfg), dataset,
+                        describe=lambda s: describe(s, Path(job_dir)))
+    return summary["line"]
+
+
+def stored_line(job_dir: Path) -> str:
+    """The summary line a complete job printed when it was written."""
+    summary = results.JobDir(job_dir).summary()
+    return summary.get("line") or describe(summary, Path(job_dir))
+
+
+def train(cfg: RunConfig, job_dir: Path, overrides: list[str], job_num: int | None = None,
+          dataset=None) -> str:
+    """Trains one job alone and writes it; returns its summary line."""
+    from jaxbp import runner
+
+    result = runner.run(cfg, desc=f"job {job_num}" if job_num is not None else "train")
+    dataset = dataset if dataset is not None else runner.program_for(cfg).dataset
+    return write(job_dir, cfg, result, np.arange(cfg.num_seeds), dataset, overrides, job_num,
+                 Timing(result.wall_s, result.compile_s))

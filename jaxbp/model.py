@@ -112,6 +112,12 @@ class Spec:
                 f"loss={self.loss!r} cannot follow output={self.output!r}; "
                 f"{self.loss!r} needs output in {list(LOSS_OUTPUTS[self.loss])}"
             )
+        if self.output == "softmax" and sizes[-1] < 2:
+            # softmax over one unit is the constant 1: such a network can never learn.
+            raise ValueError(
+                f"output='softmax' needs at least 2 output units; sizes={sizes} has 1 "
+                "(use output='sigmoid' for one output, or one-hot targets with 2 outputs)"
+            )
 
     @property
     def num_layers(self) -> int:
@@ -192,14 +198,22 @@ def check_inputs(spec: Spec, params: Params, x: Array, y: Array | None = None) -
         )
 
 
+def trace(spec: Spec, params: Params, x: Array) -> tuple[list[Array], list[Array]]:
+    """The forward pass, keeping what backprop needs: ``hs = [h_0 = x, h_1, ..., h_{L-1}]``
+    (each layer's input) and ``zs = [z_1, ..., z_L]`` (each layer's pre-activation)."""
+    act = ACTIVATIONS[spec.activation]
+    hs, zs = [x], []
+    for l, layer in enumerate(params):
+        zs.append(matmul(hs[-1], layer["W"]) + layer["b"][None, :])
+        if l < len(params) - 1:
+            hs.append(act(zs[-1]))
+    return hs, zs
+
+
 def logits(spec: Spec, params: Params, x: Array) -> Array:
     """The last pre-activation ``z_L``, shape ``(batch, sizes[-1])``."""
     check_inputs(spec, params, x)
-    act = ACTIVATIONS[spec.activation]
-    h = x
-    for layer in params[:-1]:
-        h = act(matmul(h, layer["W"]) + layer["b"][None, :])
-    return matmul(h, params[-1]["W"]) + params[-1]["b"][None, :]
+    return trace(spec, params, x)[1][-1]
 
 
 def forward(spec: Spec, params: Params, x: Array) -> Array:

@@ -1,36 +1,65 @@
-"""Job directories: written atomically, marked complete last, read back by sweeps and reports.
+"""Job and sweep directories: the only reader and writer of jaxbp's files (no JAX here).
 
-A job dir holds ``seeds.csv``, ``curves.csv``, ``params.npz`` and ``summary.json``, each
-written to a temporary name and renamed into place, and then the marker ``COMPLETE``. A dir
-without the marker is partial (a killed job) and is recomputed on resume. A job that failed
-leaves ``failed.json`` with a short reason instead.
+A job dir holds ``seeds.csv``, ``curves.csv``, ``params.npz``, ``data.npz`` and
+``summary.json``, each written to a temporary name, fsynced and renamed into place, and
+then the marker ``COMPLETE``, which records what it vouches for: the result-determining
+config, each file's size and SHA-256, and the data file's hash for ``data=file``. A dir
+whose marker is missing or does not match its files is partial, and is recomputed on
+resume. A failed job leaves ``failed.json`` with a short reason instead.
+
+A sweep dir holds the job dirs, ``sweep.json`` (what the sweep is, so a different sweep is
+refused rather than merged), ``jobs.json`` (exactly the jobs this sweep launched),
+``sweep.csv`` and ``sweep_seeds.csv``, and a lock file while a sweep runs in it.
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
+import math
 import os
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from jaxbp import config, stats
-from jaxbp.runner import RunResult
+from jaxbp import stats
 
 MARKER = "COMPLETE"
 FAILED = "failed.json"
+JOB_FILES = ("seeds.csv", "curves.csv", "params.npz", "data.npz", "summary.json")
+SEED_COLUMNS = ["seed", "final_loss", "train_acc", "test_loss", "test_acc",
+                "epochs_to_target", "converged", "diverged", "stopped_epoch"]
 _UMASK = os.umask(0)
 os.umask(_UMASK)
-JOB_FILES = ("seeds.csv", "curves.csv", "params.npz", "summary.json")
-SEED_COLUMNS = ["seed", "final_loss", "train_acc", "test_loss", "test_acc",
-                "epochs_to_target", "converged", "diverged"]
+PROCESS_STARTED = time.time()
+
+
+class ResultsError(Exception):
+    """A job or sweep dir that cannot be used as asked; the message is one line."""
+
+
+# ---------------------------------------------------------------- atomic, durable writes
+def _fsync_dir(directory: Path) -> None:
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:  # some filesystems cannot open a dir; the rename is still atomic
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def atomic_write(path: Path, write) -> None:
-    """Calls ``write(tmp_path)`` and then renames the temporary file onto ``path``."""
+    """Calls ``write(tmp_path)``, fsyncs it, renames it onto ``path`` and fsyncs the dir,
+    as SQLite and git do: after a crash the file is either the old one or the new one."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -38,28 +67,38 @@ def atomic_write(path: Path, write) -> None:
     os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; results should read like any file
     try:
         write(tmp)
+        with open(tmp, "rb+") as handle:
+            os.fsync(handle.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    _fsync_dir(path.parent)
 
 
 def write_text(path: Path, text: str) -> None:
     atomic_write(path, lambda tmp: Path(tmp).write_text(text))
 
 
+def json_safe(value):
+    """NaN and inf become ``null`` (JSON has no NaN); NumPy scalars become Python ones."""
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
 def write_json(path: Path, payload: dict) -> None:
-    write_text(path, json.dumps(payload, indent=2, default=_json_default) + "\n")
+    write_text(path, json.dumps(json_safe(payload), indent=2, allow_nan=False) + "\n")
 
 
 def write_csv(path: Path, frame: pd.DataFrame) -> None:
     atomic_write(path, lambda tmp: frame.to_csv(tmp, index=False))
-
-
-def _json_default(value):
-    if isinstance(value, np.generic):
-        return value.item()
-    raise TypeError(f"cannot write {type(value).__name__} to JSON")
 
 
 def _save_npz(path, **arrays) -> None:
@@ -67,12 +106,26 @@ def _save_npz(path, **arrays) -> None:
         np.savez_compressed(handle, **arrays)
 
 
-def seeds_frame(result: RunResult, members=slice(None)) -> pd.DataFrame:
-    """One row per member: the ``seeds.csv`` columns; never-reached targets are empty."""
-    m = {k: v[members] for k, v in result.metrics.items()}
+def file_digest(path: Path) -> dict[str, Any]:
+    """``{"bytes": size, "sha256": hex}`` of a file, read in chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return {"bytes": Path(path).stat().st_size, "sha256": digest.hexdigest()}
+
+
+# ---------------------------------------------------------------- frames from a run's arrays
+def seeds_frame(result, members=slice(None)) -> pd.DataFrame:
+    """One row per member: the ``seeds.csv`` columns; never-reached targets are empty.
+
+    ``result`` is a :class:`jaxbp.runner.RunResult` (any object with ``seeds`` and
+    ``metrics`` arrays)."""
+    m = {k: np.asarray(v)[members] for k, v in result.metrics.items()}
     ett = pd.Series(m["epochs_to_target"]).astype("Int64")
+    stopped = pd.Series(m.get("stopped_epoch", np.full(len(ett), -1))).astype("Int64")
     return pd.DataFrame({
-        "seed": result.seeds[members].astype(np.int64),
+        "seed": np.asarray(result.seeds)[members].astype(np.int64),
         "final_loss": m["final_loss"].astype(float),
         "train_acc": m["train_acc"].astype(float),
         "test_loss": m["test_loss"].astype(float),
@@ -80,74 +133,353 @@ def seeds_frame(result: RunResult, members=slice(None)) -> pd.DataFrame:
         "epochs_to_target": ett.where(ett >= 0, pd.NA),
         "converged": m["converged"].astype(bool),
         "diverged": m["diverged"].astype(bool),
+        "stopped_epoch": stopped.where(stopped >= 0, pd.NA),
     })[SEED_COLUMNS]
 
 
-def curves_frame(result: RunResult, members: np.ndarray | None = None) -> pd.DataFrame:
-    """Long format ``seed, epoch, loss`` for the curve members among ``members``."""
+def curves_frame(result, members: np.ndarray | None = None) -> pd.DataFrame:
+    """Long format ``seed, epoch, loss`` for the curve members among ``members``. A seed that
+    early stopping froze ends where it stopped: its later points never happened."""
     rows = np.arange(len(result.curve_members))
     if members is not None:
         rows = rows[np.isin(result.curve_members, members)]
-    seeds = result.seeds[result.curve_members[rows]]
-    epochs = result.curve_epochs
+    member_idx = result.curve_members[rows]
+    epochs = np.asarray(result.curve_epochs)
+    stopped = np.asarray(result.metrics.get("stopped_epoch", np.full(len(result.seeds), -1)))[member_idx]
+    keep = (stopped[:, None] < 0) | (epochs[None, :] <= stopped[:, None])
+    seeds = np.repeat(np.asarray(result.seeds)[member_idx], len(epochs))
     return pd.DataFrame({
-        "seed": np.repeat(seeds, len(epochs)).astype(np.int64),
+        "seed": seeds.astype(np.int64),
         "epoch": np.tile(epochs, len(rows)).astype(np.int64),
-        "loss": result.curves[rows].ravel().astype(float),
-    })
+        "loss": np.asarray(result.curves)[rows].ravel().astype(float),
+    })[keep.ravel()].reset_index(drop=True)
 
 
-def write_job(job_dir: Path, result: RunResult, summary: dict[str, Any], members=None) -> dict:
-    """Writes one job's files for ``members`` (default all), then the marker; returns the
-    summary with the aggregate figures added."""
-    job_dir = Path(job_dir)
-    members = np.arange(len(result.seeds)) if members is None else np.asarray(members)
-    (job_dir / MARKER).unlink(missing_ok=True)
-    (job_dir / FAILED).unlink(missing_ok=True)
-    seeds = seeds_frame(result, members)
-    write_csv(job_dir / "seeds.csv", seeds)
-    write_csv(job_dir / "curves.csv", curves_frame(result, members))
-    arrays = {f"{name}{layer}": leaf[members] for layer, p in enumerate(result.params)
-              for name, leaf in p.items()}
-    atomic_write(job_dir / "params.npz",
-                 lambda tmp: _save_npz(tmp, seed=result.seeds[members], **arrays))
-    summary = {**summary, "status": "ok", **stats.summarize_seeds(seeds)}
-    write_json(job_dir / "summary.json", summary)
-    write_json(job_dir / MARKER, {"config": config.result_values(summary.get("config") or {})})
-    return summary
+# ---------------------------------------------------------------- one job dir
+class JobDir:
+    """One job's directory: writes its files, says whether it is complete, reads them back."""
+
+    def __init__(self, path):
+        self.path = Path(path)
+
+    def __repr__(self) -> str:
+        return f"JobDir({str(self.path)!r})"
+
+    # writing
+    def write(self, result, members, summary: dict[str, Any], vouches: dict[str, Any],
+              dataset=None, describe=None) -> dict[str, Any]:
+        """Writes the job's files for ``members`` of ``result``, then the marker.
+
+        Args:
+            result: a ``RunResult`` (the job's members may be a slice of a fused run).
+            members: indices of this job's members in ``result``.
+            summary: job-level facts; the aggregate figures over seeds are added.
+            vouches: what the marker records besides the files' digests: the
+                result-determining ``config`` and, for a data file, its ``data_sha256``.
+            dataset: the ``jaxbp.data.Dataset`` trained on, kept as ``data.npz``.
+            describe: ``describe(summary) -> str``, the line stored as ``summary["line"]``.
+
+        Returns:
+            the summary as written.
+        """
+        self.clean_orphans()
+        members = np.asarray(members)
+        (self.path / MARKER).unlink(missing_ok=True)
+        (self.path / FAILED).unlink(missing_ok=True)
+        seeds = seeds_frame(result, members)
+        write_csv(self.path / "seeds.csv", seeds)
+        write_csv(self.path / "curves.csv", curves_frame(result, members))
+        arrays = {f"{name}{layer}": np.asarray(leaf)[members]
+                  for layer, p in enumerate(result.params) for name, leaf in p.items()}
+        atomic_write(self.path / "params.npz",
+                     lambda tmp: _save_npz(tmp, seed=np.asarray(result.seeds)[members], **arrays))
+        data_arrays = {} if dataset is None else {
+            k: getattr(dataset, k) for k in ("x_train", "y_train", "x_test", "y_test")}
+        atomic_write(self.path / "data.npz", lambda tmp: _save_npz(tmp, **data_arrays))
+        summary = {**summary, "status": "ok", **stats.summarize_seeds(seeds),
+                   "written": {"pid": os.getpid(), "time": time.time()}}
+        if describe is not None:
+            summary["line"] = describe(summary)
+        write_json(self.path / "summary.json", summary)
+        files = {name: file_digest(self.path / name) for name in JOB_FILES}
+        write_json(self.path / MARKER, {**vouches, "files": files})
+        return summary
+
+    def write_failure(self, reason: str, overrides: list[str], values: dict | None) -> None:
+        """Records a failed job; its partial files stay, but it has no marker."""
+        (self.path / MARKER).unlink(missing_ok=True)
+        write_json(self.path / FAILED,
+                   {"status": "failed", "reason": reason, "overrides": overrides, "config": values})
+
+    def clean_orphans(self) -> None:
+        """Removes ``.*.tmp`` files that a killed writer left behind."""
+        if self.path.is_dir():
+            for orphan in self.path.glob(".*.tmp"):
+                orphan.unlink(missing_ok=True)
+
+    # checking
+    def why_incomplete(self, vouches: dict[str, Any] | None = None) -> str | None:
+        """``None`` when the job is complete (and, given ``vouches``, was made by the same
+        result-determining config and data); otherwise the reason, in a few words."""
+        try:
+            marker = json.loads((self.path / MARKER).read_text())
+        except FileNotFoundError:
+            return "no marker"
+        except (OSError, ValueError):
+            return "unreadable marker"
+        if not isinstance(marker, dict):
+            return "unreadable marker"
+        for name in JOB_FILES:
+            path = self.path / name
+            if not path.is_file():
+                return f"{name} missing"
+            want = (marker.get("files") or {}).get(name)
+            if not want or want.get("bytes") != path.stat().st_size or file_digest(path) != want:
+                return f"{name} changed since it was written"
+        if vouches is not None:
+            for key, value in vouches.items():
+                if marker.get(key) != json.loads(json.dumps(json_safe(value))):
+                    return "settings changed" if key == "config" else f"{key} changed"
+        return None
+
+    def is_complete(self, vouches: dict[str, Any] | None = None) -> bool:
+        return self.why_incomplete(vouches) is None
+
+    def written_by_this_process(self) -> bool:
+        """Whether this process wrote the job (the fused launcher does, before the task)."""
+        try:
+            written = self.summary().get("written") or {}
+        except ResultsError:
+            return False
+        return written.get("pid") == os.getpid() and written.get("time", 0) >= PROCESS_STARTED
+
+    def status(self) -> str:
+        """``ok``, ``failed`` or ``missing``."""
+        if self.is_complete():
+            return "ok"
+        return "failed" if (self.path / FAILED).is_file() else "missing"
+
+    # reading
+    def _read_json(self, name: str) -> dict:
+        try:
+            value = json.loads((self.path / name).read_text())
+        except FileNotFoundError:
+            raise ResultsError(f"{self.path} has no {name}") from None
+        except (OSError, ValueError) as err:
+            raise ResultsError(f"{self.path / name} cannot be read ({type(err).__name__})") from None
+        if not isinstance(value, dict):
+            raise ResultsError(f"{self.path / name} is not a JSON object")
+        return value
+
+    def _read_csv(self, name: str, **kwargs) -> pd.DataFrame:
+        try:
+            return pd.read_csv(self.path / name, **kwargs)
+        except FileNotFoundError:
+            raise ResultsError(f"{self.path} has no {name}") from None
+        except (OSError, ValueError, pd.errors.ParserError) as err:
+            raise ResultsError(f"{self.path / name} cannot be read ({type(err).__name__})") from None
+
+    def summary(self) -> dict[str, Any]:
+        return self._read_json("summary.json")
+
+    def failure(self) -> dict[str, Any]:
+        return self._read_json(FAILED)
+
+    def seeds(self) -> pd.DataFrame:
+        frame = self._read_csv("seeds.csv", dtype={"epochs_to_target": "Int64", "stopped_epoch": "Int64"})
+        missing = [c for c in SEED_COLUMNS if c not in frame.columns and c != "stopped_epoch"]
+        if missing:
+            raise ResultsError(f"{self.path / 'seeds.csv'} lacks columns {missing}")
+        return frame
+
+    def curves(self) -> pd.DataFrame:
+        return self._read_csv("curves.csv")
+
+    def _npz(self, name: str) -> dict[str, np.ndarray]:
+        try:
+            with np.load(self.path / name, allow_pickle=False) as arrays:
+                return {k: arrays[k] for k in arrays.files}
+        except FileNotFoundError:
+            raise ResultsError(f"{self.path} has no {name}") from None
+        except (OSError, ValueError) as err:
+            raise ResultsError(f"{self.path / name} cannot be read ({type(err).__name__})") from None
+
+    def params(self, seed: int | None = None) -> list[dict[str, np.ndarray]]:
+        """Every seed's params (a leading seed axis), or one seed's: the pytree
+        ``model.forward`` takes."""
+        arrays = self._npz("params.npz")
+        layers = sum(1 for k in arrays if k.startswith("W"))
+        if seed is None:
+            return [{"W": arrays[f"W{l}"], "b": arrays[f"b{l}"]} for l in range(layers)]
+        rows = np.flatnonzero(arrays["seed"] == seed)
+        if not len(rows):
+            raise ResultsError(f"seed {seed} is not in {self.path} (seeds {arrays['seed'].min()}–"
+                               f"{arrays['seed'].max()})")
+        return [{"W": arrays[f"W{l}"][rows[0]], "b": arrays[f"b{l}"][rows[0]]} for l in range(layers)]
+
+    def data_arrays(self) -> dict[str, np.ndarray]:
+        """The train and test arrays the job trained on (``data.npz``)."""
+        return self._npz("data.npz")
 
 
-def write_failure(job_dir: Path, reason: str, overrides: list[str], values: dict | None) -> None:
-    """Records a failed job; its partial files stay, but it has no marker."""
-    (Path(job_dir) / MARKER).unlink(missing_ok=True)
-    write_json(Path(job_dir) / FAILED,
-               {"status": "failed", "reason": reason, "overrides": overrides, "config": values})
+# ---------------------------------------------------------------- a sweep dir
+class SweepDir:
+    """A sweep's directory: its identity, its job list, its lock and its two CSVs."""
+
+    def __init__(self, path):
+        self.path = Path(path)
+
+    def claim(self, identity: dict[str, Any]) -> None:
+        """Records what this sweep is; refuses a dir that holds a different sweep.
+
+        Raises:
+            ResultsError: the dir holds results of another sweep (it is never merged).
+        """
+        path = self.path / "sweep.json"
+        if path.is_file():
+            try:
+                before = json.loads(path.read_text())
+            except (OSError, ValueError):
+                before = None
+            if before != json.loads(json.dumps(json_safe(identity))):
+                raise ResultsError(
+                    f"{self.path} holds a different sweep ({_difference(before, identity)}); "
+                    "choose a new hydra.sweep.dir, or delete that dir to start over")
+        elif self.path.is_dir() and any(self.path.glob("*/.hydra/overrides.yaml")):
+            raise ResultsError(f"{self.path} already holds job dirs of an earlier sweep; "
+                               "choose a new hydra.sweep.dir, or delete that dir to start over")
+        write_json(path, identity)
+
+    @contextlib.contextmanager
+    def lock(self):
+        """Holds ``.lock`` for the sweep's duration; a second sweep into the same dir is
+        refused at once. The OS drops the lock when the process ends, even when killed."""
+        import fcntl
+
+        self.path.mkdir(parents=True, exist_ok=True)
+        handle = open(self.path / ".lock", "a+")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.close()
+            raise ResultsError(f"another sweep is running in {self.path}; wait for it to end, "
+                               "or choose another hydra.sweep.dir") from None
+        try:
+            yield self
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+            handle.close()
+
+    def add_jobs(self, jobs: list[dict[str, Any]]) -> None:
+        """Appends launched jobs (``num``, ``overrides``, ``dir`` relative to the sweep dir),
+        replacing any earlier entry with the same number."""
+        known = {j["num"]: j for j in self.jobs()}
+        known.update({j["num"]: j for j in jobs})
+        write_json(self.path / "jobs.json", {"jobs": [known[k] for k in sorted(known)]})
+
+    def jobs(self) -> list[dict[str, Any]]:
+        try:
+            return list(json.loads((self.path / "jobs.json").read_text())["jobs"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return []
+
+    def write_tables(self, sweep: pd.DataFrame, seeds: pd.DataFrame) -> None:
+        write_csv(self.path / "sweep.csv", sweep)
+        write_csv(self.path / "sweep_seeds.csv", seeds)
+
+    def discard_tables(self) -> None:
+        """Removes both CSVs, so a failed aggregation never leaves an old one as if current."""
+        for name in ("sweep.csv", "sweep_seeds.csv"):
+            (self.path / name).unlink(missing_ok=True)
+
+    def table(self) -> pd.DataFrame:
+        try:
+            frame = pd.read_csv(self.path / "sweep.csv", dtype={"job_dir": str})
+        except FileNotFoundError:
+            raise ResultsError(f"{self.path} has no sweep.csv") from None
+        except (OSError, ValueError, pd.errors.ParserError) as err:
+            raise ResultsError(f"{self.path / 'sweep.csv'} cannot be read ({type(err).__name__})") from None
+        for column in ("job", "job_dir", "status"):
+            if column not in frame.columns:
+                raise ResultsError(f"{self.path / 'sweep.csv'} has no {column!r} column")
+        return frame
+
+    def seeds(self) -> pd.DataFrame:
+        try:
+            return pd.read_csv(self.path / "sweep_seeds.csv", dtype={"epochs_to_target": "Int64"})
+        except FileNotFoundError:
+            raise ResultsError(f"{self.path} has no sweep_seeds.csv") from None
+        except (OSError, ValueError, pd.errors.ParserError) as err:
+            raise ResultsError(f"{self.path / 'sweep_seeds.csv'} cannot be read ({type(err).__name__})") from None
 
 
-def is_complete(job_dir: Path, values: dict | None = None) -> bool:
-    """True when the marker and every job file exist (and, if ``values`` is given, the
-    marker was written for a config with the same results: a reused dir with other settings
-    is recomputed, one that differs only in progress, cache or devices is not)."""
-    marker = Path(job_dir) / MARKER
-    if not marker.is_file() or not all((Path(job_dir) / name).is_file() for name in JOB_FILES):
-        return False
-    if values is None:
-        return True
-    try:
-        return json.loads(marker.read_text()).get("config") == json.loads(
-            json.dumps(config.result_values(values), default=_json_default))
-    except (OSError, ValueError):
-        return False
+def _difference(before, now) -> str:
+    if not isinstance(before, dict):
+        return "its sweep.json is unreadable"
+    keys = sorted(k for k in set(before) | set(now) if before.get(k) != now.get(k))
+    return "; ".join(f"{k}: {before.get(k)} before, {now.get(k)} now" for k in keys)[:300]
 
 
-def read_job(job_dir: Path) -> dict[str, Any]:
-    """The job's status (``ok``, ``failed`` or ``missing``), summary and seeds frame."""
-    job_dir = Path(job_dir)
-    if is_complete(job_dir):
-        return {"status": "ok", "summary": json.loads((job_dir / "summary.json").read_text()),
-                "seeds": pd.read_csv(job_dir / "seeds.csv", dtype={"epochs_to_target": "Int64"})}
-    if (job_dir / FAILED).is_file():
-        failure = json.loads((job_dir / FAILED).read_text())
-        return {"status": "failed", "summary": failure, "seeds": None}
-    return {"status": "missing", "summary": {"reason": "no results (interrupted or not run)"},
-            "seeds": None}
+# ---------------------------------------------------------------- the library's door
+class Run:
+    """A finished job, read back: see :func:`load_run`."""
+
+    def __init__(self, job: JobDir):
+        from jaxbp import config, data
+
+        self.dir = job
+        self.summary = job.summary()
+        self.cfg = config.from_dict(self.summary["config"])
+        self.seeds = job.seeds()
+        arrays = job.data_arrays()
+        has_classes = bool(self.summary.get("data", {}).get("classes", True))
+        self.dataset = data.Dataset(self.cfg.data.name, arrays["x_train"], arrays["y_train"],
+                                    arrays["x_test"], arrays["y_test"], has_classes)
+        self.spec = self.cfg.spec(self.dataset.x_train.shape[1], self.dataset.y_train.shape[1])
+
+    def params(self, seed: int) -> list[dict[str, np.ndarray]]:
+        """Seed ``seed``'s final params, the pytree ``model.forward(run.spec, ...)`` takes."""
+        return self.dir.params(seed)
+
+    def curves(self) -> pd.DataFrame:
+        return self.dir.curves()
+
+    def __repr__(self) -> str:
+        return f"Run({str(self.dir.path)!r}: {len(self.seeds)} seeds, {self.cfg.data.name} {self.spec.sizes})"
+
+
+def load_run(job_dir) -> Run:
+    """A complete job dir as a :class:`Run` with ``cfg`` (the validated ``RunConfig``),
+    ``spec`` (``model.Spec``), ``seeds`` (the seeds frame), ``params(seed)`` and ``dataset``
+    (the data as the job saw it: same split and scaling).
+
+    Raises:
+        ResultsError: ``job_dir`` is not a complete jaxbp job dir.
+    """
+    job = JobDir(job_dir)
+    if not job.path.is_dir():
+        raise ResultsError(f"{job.path} is not a directory")
+    why = job.why_incomplete()
+    if why is not None:
+        raise ResultsError(f"{job.path} is not a complete jaxbp job ({why})")
+    return Run(job)
+
+
+class Sweep:
+    """A finished sweep, read back: see :func:`load_sweep`."""
+
+    def __init__(self, sweep: SweepDir):
+        self.dir = sweep
+        self.table = sweep.table()
+        self.seeds = sweep.seeds()
+
+    def runs(self) -> dict[int, Run]:
+        """Each ok job's :class:`Run`, by job number."""
+        ok = self.table[self.table["status"] == "ok"]
+        return {int(row["job"]): load_run(self.dir.path / str(row["job_dir"])) for _, row in ok.iterrows()}
+
+
+def load_sweep(sweep_dir) -> Sweep:
+    """A sweep dir's ``sweep.csv`` (``.table``), ``sweep_seeds.csv`` (``.seeds``) and a
+    :class:`Run` for each job (``.runs()``)."""
+    return Sweep(SweepDir(sweep_dir))

@@ -1,13 +1,16 @@
-"""Sweep-level work as one Hydra ``Callback``: refuse bad jobs first, aggregate at the end.
+"""Run- and sweep-level work as one Hydra ``Callback``: refuse first, aggregate at the end.
 
-``on_multirun_start`` expands the sweep the way Hydra's basic sweeper does and checks every
-job's config (and its data) before any job trains. ``on_multirun_end`` reads the job dirs,
-so it works the same under any launcher, and writes ``sweep.csv`` (one row per job) and
-``sweep_seeds.csv`` (every seed of every job).
+``on_run_start`` and ``on_multirun_start`` run before Hydra creates any dir: they compose
+and check every job's config (and its data) and exit with status 2 on a bad value, so a
+refusal touches nothing. A sweep then locks its dir, refuses a dir that holds a different
+sweep, and records its job list. ``on_multirun_end`` builds ``sweep.csv`` (one row per job
+this sweep launched) and ``sweep_seeds.csv`` (every seed of those jobs) through
+:class:`jaxbp.results.SweepDir`; a failure there fails the command.
 """
 
 from __future__ import annotations
 
+import logging
 import sys
 from pathlib import Path
 from typing import Any
@@ -16,13 +19,23 @@ import pandas as pd
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from jaxbp import config, results
+from jaxbp import app, config, results
+from jaxbp.checks import ConfigError
 
+log = logging.getLogger("jaxbp.sweep")
 JOB_COLUMNS = ["job", "job_dir", "status", "reason"]
 STAT_COLUMNS = ["num_seeds", "success_rate", "success_ci_low", "success_ci_high",
                 "final_loss_mean", "final_loss_median", "final_loss_std",
-                "epochs_to_target_median", "train_acc_mean", "test_acc_mean",
+                "epochs_to_target_median_converged", "train_acc_mean", "test_acc_mean",
                 "diverged_rate", "wall_s", "compile_s"]
+
+
+def stat_columns() -> list[str]:
+    """sweep.csv's figure columns: the fixed ones, then what the statistics add."""
+    from jaxbp import stats
+
+    extra = [c for c in getattr(stats, "SUMMARY_COLUMNS", []) if c not in STAT_COLUMNS]
+    return STAT_COLUMNS + extra
 
 
 def sweep_overrides(cfg: DictConfig) -> list[str]:
@@ -59,79 +72,117 @@ def is_basic_sweep(cfg: DictConfig) -> bool:
     return str(OmegaConf.select(cfg, "hydra.sweeper._target_", default="")).endswith("BasicSweeper")
 
 
+def identity(cfg: DictConfig) -> dict[str, Any]:
+    """What makes a sweep the same sweep: its arguments and its sweeper's settings, less
+    the cosmetic keys and the sweeper's budget (a larger ``n_trials`` continues a study)."""
+    cosmetic = tuple(f"{k}=" for k in config.COSMETIC_KEYS)
+    sweeper = OmegaConf.to_container(cfg.hydra.sweeper, resolve=False)
+    for budget in ("n_trials", "batch"):
+        sweeper.pop(budget, None)
+    return {"arguments": [o for o in cfg.hydra.overrides.task if not o.startswith(cosmetic)],
+            "sweeper": sweeper}
+
+
+def check_job(composed: DictConfig, label: str = "") -> config.RunConfig:
+    """Converts and checks one job's config against its data; exits 2 when it is bad."""
+    try:
+        cfg = app.to_run_config(composed)
+        app.check(cfg)
+        return cfg
+    except ConfigError as err:
+        app.refuse(err, label)
+
+
 def check_jobs(jobs: list[list[str]], config_name: str | None) -> None:
-    """Composes and validates every job's config; exits 2 on the first bad one."""
+    """Composes and checks every job's config; exits 2 on the first bad one."""
     from hydra import compose
     from hydra.errors import HydraException
-
-    from jaxbp import job
 
     for overrides in jobs:
         label = " ".join(overrides)
         try:
-            job.prepare(config.resolved_values(compose(config_name=config_name or "config", overrides=overrides)))
-        except config.ConfigError as err:
-            print(config.refusal(err, label), file=sys.stderr)
-            sys.exit(2)
+            composed = compose(config_name=config_name or "config", overrides=overrides)
         except HydraException as err:
             cause = f"\n{err.__cause__}" if err.__cause__ else ""
-            print(f"jaxbp: job {label} cannot be composed:\n{err}{cause}\n"
-                  "Nothing was trained and no results were written.", file=sys.stderr)
-            sys.exit(2)
-        except Exception:  # noqa: BLE001 - not a bad value: the job itself records the failure
-            continue
+            app.refuse_message(f"job {label} cannot be composed:\n{err}{cause}")
+        check_job(composed, label)
 
 
-def job_dirs(sweep_dir: Path) -> list[Path]:
-    """Every dir under ``sweep_dir`` that Hydra made for a job."""
-    return sorted({p.parent.parent for p in sweep_dir.glob("**/.hydra/overrides.yaml")})
+def _dirs_by_num(sweep_dir: Path) -> dict[int, list[Path]]:
+    """Job number -> the dirs Hydra made for it under ``sweep_dir``."""
+    found: dict[int, list[Path]] = {}
+    for hydra_yaml in sweep_dir.glob("**/.hydra/hydra.yaml"):
+        num = OmegaConf.select(OmegaConf.load(hydra_yaml), "hydra.job.num")
+        if num is not None:
+            found.setdefault(int(num), []).append(hydra_yaml.parent.parent)
+    return found
 
 
-def _job_overrides(job_dir: Path) -> list[str]:
-    return list(OmegaConf.load(job_dir / ".hydra" / "overrides.yaml"))
+def _job_row(sweep_dir: Path, entry: dict, dirs: list[Path], shared: dict[Path, list[int]]):
+    """One sweep.csv row, and the job's seeds frame when it is ok."""
+    keys = override_values(entry["overrides"])
+    num = int(entry["num"])
+    row = {**keys, "job": num, "job_dir": "", "status": "missing",
+           "reason": "no results (interrupted or not run)"}
+    if not dirs:
+        return row, None
+    job_dir = dirs[0]
+    row["job_dir"] = str(job_dir.relative_to(sweep_dir))
+    if len(shared.get(job_dir, [])) > 1:
+        others = [n for n in shared[job_dir] if n != num]
+        row.update(status="failed", reason=f"shares its dir with job(s) {others}: "
+                                           "make hydra.sweep.subdir unique per job")
+        return row, None
+    job = results.JobDir(job_dir)
+    status = job.status()
+    row["status"] = status
+    if status == "failed":
+        row["reason"] = job.failure().get("reason", "")
+        return row, None
+    if status != "ok":
+        row["reason"] = job.why_incomplete() or ""
+        return row, None
+    summary, seeds = job.summary(), job.seeds()
+    row["reason"] = ""
+    row.update({k: summary.get(k) for k in stat_columns()})
+    # A swept `seed` is already in each row's own seed column; keep one of them.
+    leading = {k: v for k, v in keys.items() if k not in seeds.columns}
+    return row, pd.concat([pd.DataFrame({**leading, "job": num}, index=seeds.index), seeds], axis=1)
 
 
-def _job_num(job_dir: Path, summary: dict) -> int | None:
-    if summary.get("job_num") is not None:
-        return int(summary["job_num"])
-    num = OmegaConf.select(OmegaConf.load(job_dir / ".hydra" / "hydra.yaml"), "hydra.job.num")
-    return None if num is None else int(num)
-
-
-def aggregate(sweep_dir: Path, jobs: list[list[str]] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Builds ``sweep.csv`` and ``sweep_seeds.csv`` from the job dirs and writes both.
+def aggregate(sweep_dir: Path, jobs: list[dict] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Builds ``sweep.csv`` and ``sweep_seeds.csv`` from exactly this sweep's jobs and
+    writes both.
 
     Args:
         sweep_dir: ``hydra.sweep.dir``.
-        jobs: the sweep's override lists; dirs of other (older) sweeps are then left out.
+        jobs: ``[{"num", "overrides"}]``; default the sweep dir's ``jobs.json``, or every
+            job dir found when a sweeper recorded none.
     """
     sweep_dir = Path(sweep_dir)
-    wanted = None if jobs is None else {tuple(j) for j in jobs}
+    store = results.SweepDir(sweep_dir)
+    store.discard_tables()  # never leave an old table as if it were current
+    by_num = _dirs_by_num(sweep_dir)
+    if jobs is None:
+        jobs = store.jobs() or [
+            {"num": n, "overrides": list(OmegaConf.load(d[0] / ".hydra" / "overrides.yaml"))}
+            for n, d in sorted(by_num.items())]
+    shared: dict[Path, list[int]] = {}
+    for num, dirs in by_num.items():
+        for d in dirs:
+            shared.setdefault(d, []).append(num)
     rows, seed_frames = [], []
-    for job_dir in job_dirs(sweep_dir):
-        overrides = _job_overrides(job_dir)
-        if wanted is not None and tuple(overrides) not in wanted:
-            continue
-        found = results.read_job(job_dir)
-        keys = override_values(overrides)
-        num = _job_num(job_dir, found["summary"])
-        row = {**keys, "job": num, "job_dir": str(job_dir.relative_to(sweep_dir)),
-               "status": found["status"], "reason": found["summary"].get("reason", "")}
-        if found["status"] == "ok":
-            row.update({k: found["summary"].get(k) for k in STAT_COLUMNS})
-            seeds = found["seeds"]
-            # A swept `seed` is already in each row's own seed column; keep one of them.
-            leading = {k: v for k, v in keys.items() if k not in seeds.columns}
-            seed_frames.append(pd.concat([pd.DataFrame({**leading, "job": num}, index=seeds.index),
-                                          seeds], axis=1))
+    for entry in sorted(jobs, key=lambda j: int(j["num"])):
+        row, seeds = _job_row(sweep_dir, entry, by_num.get(int(entry["num"]), []), shared)
         rows.append(row)
-    key_columns = list(dict.fromkeys(k for r in rows for k in r if k not in JOB_COLUMNS + STAT_COLUMNS))
-    sweep = pd.DataFrame(rows, columns=key_columns + JOB_COLUMNS + STAT_COLUMNS)
-    sweep = sweep.sort_values("job", kind="stable").reset_index(drop=True)
+        if seeds is not None:
+            seed_frames.append(seeds)
+    columns = stat_columns()
+    key_columns = list(dict.fromkeys(k for r in rows for k in r if k not in JOB_COLUMNS + columns))
+    sweep = pd.DataFrame(rows, columns=key_columns + JOB_COLUMNS + columns)
     seeds = pd.concat(seed_frames, ignore_index=True) if seed_frames else pd.DataFrame(
         columns=key_columns + ["job"] + results.SEED_COLUMNS)
-    results.write_csv(sweep_dir / "sweep.csv", sweep)
-    results.write_csv(sweep_dir / "sweep_seeds.csv", seeds)
+    store.write_tables(sweep, seeds)
     return sweep, seeds
 
 
@@ -139,21 +190,54 @@ class SweepCallback(Callback):
     """Registered in ``conf/config.yaml`` under ``hydra.callbacks.sweep``."""
 
     def __init__(self) -> None:
-        self.jobs: list[list[str]] | None = None
+        self._lock = None
+
+    def __getstate__(self) -> dict:
+        # Process launchers (submitit) pickle the callbacks; the lock stays with this process.
+        return {"_lock": None}
+
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        check_job(config)
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        # Other sweepers choose jobs as they go: each job validates itself, and the
-        # aggregate then takes every job dir under the sweep dir.
+        jobs = None
         if is_basic_sweep(config):
-            self.jobs = expand_jobs(sweep_overrides(config))
-            check_jobs(self.jobs, kwargs.get("config_name"))
+            jobs = expand_jobs(sweep_overrides(config))
+            check_jobs(jobs, kwargs.get("config_name"))
+        # Other sweepers choose jobs as they go: each job checks itself, and their own
+        # launcher (or sweeper) records the jobs it launches.
+        store = results.SweepDir(Path(config.hydra.sweep.dir))
+        try:
+            self._lock = store.lock()
+            self._lock.__enter__()
+            store.claim(identity(config))
+        except results.ResultsError as err:
+            self._release()
+            app.refuse_message(str(err))
+        except OSError as err:
+            self._release()
+            app.refuse_message(f"cannot use hydra.sweep.dir={store.path}: {err.strerror}")
+        if jobs is not None:
+            store.add_jobs([{"num": i, "overrides": o} for i, o in enumerate(jobs)])
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
-        sweep, _ = aggregate(sweep_dir, self.jobs)
+        try:
+            sweep, _ = aggregate(sweep_dir)
+        except Exception as err:  # noqa: BLE001 - Hydra would turn it into a warning and exit 0
+            self._release()
+            print(f"jaxbp: the sweep's results could not be aggregated into {sweep_dir}: "
+                  f"{type(err).__name__}: {err}".splitlines()[0], file=sys.stderr)
+            sys.exit(app.EXIT_FAILED)
+        self._release()
         bad = sweep[sweep["status"] != "ok"]
         print(f"sweep: {len(sweep) - len(bad)} of {len(sweep)} jobs ok → {sweep_dir / 'sweep.csv'}")
         if len(bad):
             for _, row in bad.iterrows():
                 print(f"  job {row['job']} {row['status']}: {row['reason']}", file=sys.stderr)
-            sys.exit(1)
+            sys.exit(app.EXIT_FAILED)
+
+    def _release(self) -> None:
+        if self._lock is not None:
+            self._lock.__exit__(None, None, None)
+            self._lock = None

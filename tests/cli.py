@@ -15,3 +15,23 @@ def run_cli(module: str, *args: str, cwd, timeout: int = 300) -> subprocess.Comp
     env.pop("HYDRA_FULL_ERROR", None)
     return subprocess.run([sys.executable, "-m", module, *args], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=timeout)
+
+
+def run_in_process(monkeypatch, *args: str) -> int:
+    """Runs ``python -m jaxbp.train *args`` inside this process (so a test can patch the
+    library) and returns its exit status."""
+    import sys
+
+    from hydra.core.global_hydra import GlobalHydra
+
+    from jaxbp import train
+
+    monkeypatch.setattr(sys, "argv", ["jaxbp.train", *args])
+    monkeypatch.setenv("JAXBP_COMPILE_CACHE", CACHE_DIR)
+    try:
+        train.main()
+        return 0
+    except SystemExit as exit_:
+        return int(exit_.code or 0)
+    finally:
+        GlobalHydra.instance().clear()

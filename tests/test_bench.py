@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 
-from jaxbp import bench, data, runner
+from jaxbp import bench, data, engine, runner
 
 
 def test_quick_benchmark_writes_one_row_per_impl(tmp_path, capsys):
@@ -24,7 +24,8 @@ def test_numpy_baseline_trains_the_same_networks_as_jaxbp():
     cfg = bench.job_config(seeds=16, epochs=200, hidden=3)
     result = runner.run(cfg)
     program = runner.program_for(cfg)
-    init = jax.vmap(lambda s: program.init(jax.random.PRNGKey(s)).params)(jnp.arange(16, dtype=jnp.uint32))
+    hyper = engine.member_hyper(cfg)
+    init = jax.vmap(lambda s: program.init(jax.random.PRNGKey(s), hyper).params)(jnp.arange(16, dtype=jnp.uint32))
     ds = data.load(cfg.data)
     start = [np.asarray(init[0]["W"]), np.asarray(init[0]["b"]), np.asarray(init[1]["W"]), np.asarray(init[1]["b"])]
     final = bench.numpy_train(ds.x_train.astype(np.float32), ds.y_train.astype(np.float32), start, 0.5, 200)
