@@ -68,8 +68,10 @@ def cli() -> None:
         main()
     except KeyboardInterrupt:
         print("\njaxbp: interrupted; finished jobs are kept, the interrupted one is recomputed "
-              "on a rerun", file=sys.stderr)
-        sys.exit(app.EXIT_INTERRUPTED)
+              "on a rerun", file=sys.stderr, flush=True)
+        sys.stdout.flush()
+        # Leave at once: a normal exit would wait for the XLA work already queued.
+        os._exit(app.EXIT_INTERRUPTED)
 
 
 if __name__ == "__main__":

@@ -47,6 +47,10 @@ class _Job:
 class VmapLauncher(Launcher):
     def __init__(self, max_members: int = 2_000_000) -> None:
         super().__init__()
+        if not isinstance(max_members, int) or max_members < 1:
+            from jaxbp import app
+
+            app.refuse_message(f"hydra.launcher.max_members={max_members!r} is invalid: an integer >= 1")
         self.max_members = max_members
         self.config: DictConfig | None = None
         self.task_function: TaskFunction | None = None
@@ -70,7 +74,7 @@ class VmapLauncher(Launcher):
         groups = group_jobs(jobs, self.max_members)
         pending = sum(len(g) for g in groups)
         log.info(f"Launching {len(jobs)} jobs as {len(groups)} fused program(s)"
-                 + (f" ({len(jobs) - pending} already complete or left to their task)" if pending < len(jobs) else ""))
+                 + (f" ({len(jobs) - pending} skipped here: complete, or left to their task)" if pending < len(jobs) else ""))
         returns: dict[int, JobReturn] = {}
         for group in groups:
             train_group(group)  # writes each job's dir; nothing of the group outlives this
