@@ -77,12 +77,46 @@ def to_run_config(composed: DictConfig) -> config.RunConfig:
         raise ConfigError(key, "?", first) from None
 
 
-def check(cfg: config.RunConfig):
-    """The checks that need the data: loads it and checks ``cfg`` against it. Returns the
-    dataset."""
+def check(cfg: config.RunConfig, out_dir: Path | None = None):
+    """The checks that need the data: loads it and checks ``cfg`` against it, and (given the
+    output dir) that the job's per-seed results fit in memory and its files on disk.
+    Returns the dataset."""
     dataset = cfg.data.load(cfg.loss)
     config.check_fits(cfg, dataset)
+    check_resources(cfg, dataset, out_dir)
     return dataset
+
+
+def check_resources(cfg: config.RunConfig, dataset, out_dir: Path | None) -> None:
+    """Refuses a job whose results cannot fit, with the estimate, before anything is written.
+
+    Raises:
+        ConfigError: on ``num_seeds``, naming the estimate and what is available.
+    """
+    import numpy as np
+
+    from jaxbp import memory
+
+    spec = cfg.spec(dataset.x_train.shape[1], dataset.y_train.shape[1])
+    n_params, itemsize = config.n_params(spec), np.dtype(cfg.dtype).itemsize
+    host = cfg.num_seeds * memory.host_bytes_per_member(n_params, itemsize, cfg.save_params)
+    saved = host - cfg.num_seeds * memory.host_bytes_per_member(n_params, itemsize, False)
+    available = memory.available_bytes()
+    if host > memory.HOST_SHARE * available:
+        raise ConfigError("num_seeds", cfg.num_seeds,
+                          f"a job whose per-seed results fit in memory: about {memory.fmt_bytes(host)} "
+                          f"needed, {memory.fmt_bytes(available)} available (save_params=false saves "
+                          f"{memory.fmt_bytes(saved)}; or split the seeds "
+                          "over a sweep: -m seed=0,N,2N... num_seeds=N)")
+    if out_dir is not None:
+        curve_points = min(cfg.curve_seeds, cfg.num_seeds) * (cfg.blocks + 1)
+        disk = memory.output_bytes(cfg.num_seeds, n_params, itemsize, curve_points, cfg.save_params)
+        free = memory.free_disk_bytes(Path(out_dir))
+        if disk > free:
+            raise ConfigError("num_seeds", cfg.num_seeds,
+                              f"a job whose files fit on disk: about {memory.fmt_bytes(disk)} needed, "
+                              f"{memory.fmt_bytes(free)} free under {out_dir} (lower curve_seeds, "
+                              "or save_params=false)")
 
 
 def refuse(err: ConfigError, job: str = "") -> None:

@@ -32,7 +32,7 @@ MAX_WIDTH = 65_536  # a hidden layer wider than this is a typo, not an experimen
 MAX_DEPTH = 64
 MAX_CURVE_POINTS = 50_000_000  # curve_seeds × samples: 200 MB of float32 curves
 # Keys that change how a job runs but not the numbers it produces.
-COSMETIC_KEYS = ("progress", "compile_cache", "devices")
+COSMETIC_KEYS = ("progress", "compile_cache", "devices", "max_members_per_chunk")
 
 
 @dataclass(frozen=True)
@@ -81,6 +81,8 @@ class RunConfig:
     progress: bool = True  # progress bar on a terminal
     devices: Optional[int] = None  # shard seeds over this many local devices; None = all
     compile_cache: Optional[str] = "~/.cache/jaxbp/xla"  # JAX's persistent cache; null = off
+    max_members_per_chunk: Optional[int] = None  # members per program call; null = what fits in memory
+    save_params: bool = True  # write every seed's final params to params.npz
     init: InitConfig = field(default_factory=InitConfig)
     data: datasets.DataOption = field(default_factory=datasets.Xor)
     optim: optimizers.OptimOption = field(default_factory=optimizers.SGD)
@@ -119,6 +121,9 @@ class RunConfig:
                 f"(this asks for {points:,}): raise log_every or lower curve_seeds")
         if self.devices is not None:
             check_int("devices", self.devices, 1, allowed="null (all local devices) or an integer >= 1")
+        if self.max_members_per_chunk is not None:
+            check_int("max_members_per_chunk", self.max_members_per_chunk, 1,
+                      allowed="null (what fits in memory) or an integer >= 1")
         require(isinstance(self.init, InitConfig), "init", self.init, "an init config")
         require(isinstance(self.data, datasets.DataOption), "data", self.data, f"one of {sorted(datasets.OPTIONS)}")
         require(isinstance(self.optim, optimizers.OptimOption), "optim", self.optim,
@@ -194,13 +199,18 @@ def check_fits(cfg: RunConfig, dataset: datasets.Dataset) -> None:
 MEMBER_BYTES_LIMIT = 4 * 2**30
 
 
+def n_params(spec: model.Spec) -> int:
+    """Scalar parameters of a network: weights and biases of every layer."""
+    return sum((a + 1) * b for a, b in zip(spec.sizes[:-1], spec.sizes[1:]))
+
+
 def member_bytes(cfg: RunConfig, spec: model.Spec, n_rows: int) -> int:
     """Rough bytes one member needs while training: params, gradients, optimiser moments,
     best params and the activations of one batch (each a float of ``dtype``)."""
-    n_params = sum((a + 1) * b for a, b in zip(spec.sizes[:-1], spec.sizes[1:]))
+    n_params_ = n_params(spec)
     rows = cfg.batch_size or n_rows
     activations = rows * sum(spec.sizes) * 3
-    return (6 * n_params + activations) * np.dtype(cfg.dtype).itemsize
+    return (6 * n_params_ + activations) * np.dtype(cfg.dtype).itemsize
 
 
 def result_values(cfg: RunConfig) -> dict[str, Any]:
@@ -217,7 +227,8 @@ def shape_key(cfg: RunConfig) -> RunConfig:
     optim = dataclasses.replace(cfg.optim, **{k: 0.5 for k in cfg.optim.hyperparams()})
     return dataclasses.replace(
         cfg, lr=1.0, seed=0, num_seeds=1, target_loss=0.0, curve_seeds=0, progress=False,
-        compile_cache=None, devices=None, l1=float(cfg.l1 > 0), l2=float(cfg.l2 > 0),
+        compile_cache=None, devices=None, max_members_per_chunk=None, save_params=True,
+        l1=float(cfg.l1 > 0), l2=float(cfg.l2 > 0),
         init=dataclasses.replace(cfg.init, scale=1.0), optim=optim)
 
 

@@ -191,6 +191,8 @@ class JobDir:
         write_csv(self.path / "curves.csv", curves_frame(result, members))
         arrays = {f"{name}{layer}": np.asarray(leaf)[members]
                   for layer, p in enumerate(result.params) for name, leaf in p.items()}
+        if not summary.get("config", {}).get("save_params", True):
+            arrays = {}  # save_params=false: the seeds only, so the file still vouches for them
         atomic_write(self.path / "params.npz",
                      lambda tmp: _save_npz(tmp, seed=np.asarray(result.seeds)[members], **arrays))
         data_arrays = {} if dataset is None else {
@@ -309,6 +311,8 @@ class JobDir:
         ``model.forward`` takes."""
         arrays = self._npz("params.npz")
         layers = sum(1 for k in arrays if k.startswith("W"))
+        if not layers:
+            raise ResultsError(f"{self.path} kept no params (it ran with save_params=false)")
         if seed is None:
             return [{"W": arrays[f"W{l}"], "b": arrays[f"b{l}"]} for l in range(layers)]
         rows = np.flatnonzero(arrays["seed"] == seed)

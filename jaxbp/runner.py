@@ -1,9 +1,12 @@
-"""Runs a program over many members (seed, lr) at once: vmapped, sharded, chunked, cached.
+"""Runs a program over many members at once: vmapped, sharded, chunked, cached.
 
-The member axis holds one network per (seed, lr) pair and is sharded over local devices
-with a 1-D mesh. Epochs run in chunks of whole logging blocks with the host loop between
-chunks, which is where the progress bar moves. Compiled programs are cached per shape, so
-jobs in one process that differ only in ``lr`` or ``seed`` compile once.
+The member axis holds one network per (seed, hyperparameters) and is sharded over local
+devices with a 1-D mesh. It is trained in member chunks sized to the memory available
+(:mod:`jaxbp.memory`; ``max_members_per_chunk`` overrides), every chunk padded to the same
+size so one compiled program serves them all; a member's numbers depend only on its own
+seed and hyperparameters, never on its chunk. Within a chunk, epochs run in blocks with the
+host loop between them, which is where the progress bar moves. Compiled programs are cached
+per shape, so jobs in one process that differ only in traced values compile once.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from jaxbp import config, engine
+from jaxbp import config, engine, memory
 from jaxbp.config import RunConfig
 
 TARGET_CHUNKS = 20  # progress updates per job; each chunk is one call of the same program
@@ -137,20 +140,23 @@ def _mesh_sharding(cfg: RunConfig):
     return NamedSharding(mesh, PartitionSpec("members")), count
 
 
-def _progress_bar(cfg: RunConfig, show: bool | None, desc: str):
+def _progress_bar(cfg: RunConfig, show: bool | None, desc: str, total: int, chunks: int):
     from tqdm.auto import tqdm
 
     if show is None:
         show = cfg.progress and sys.stderr.isatty()
-    return tqdm(total=cfg.epochs, unit="epoch", desc=desc, disable=not show, delay=PROGRESS_DELAY_S,
+    if chunks > 1:
+        desc = f"{desc} ({chunks} member chunks)"
+    return tqdm(total=total, unit="epoch", desc=desc, disable=not show, delay=PROGRESS_DELAY_S,
                 leave=False, file=sys.stderr, dynamic_ncols=True)
 
 
-def _place_members(cfg: RunConfig, seeds: np.ndarray, hyper: dict, params, n_devices: int, sharding):
+def _place_members(cfg: RunConfig, seeds: np.ndarray, hyper: dict, params, size: int, n_devices: int,
+                   sharding):
     """Device arrays of per-member seeds, hyperparameters (and initial params), padded with
-    copies of the last member to a multiple of the device count (the padding is dropped
-    from the results)."""
-    padding = math.ceil(len(seeds) / n_devices) * n_devices - len(seeds)
+    copies of the last member to ``size`` members, a multiple of the device count (the
+    padding is dropped from the results)."""
+    padding = size - len(seeds)
 
     def pad(a, dtype=None):
         a = np.asarray(a, dtype)
@@ -164,30 +170,40 @@ def _place_members(cfg: RunConfig, seeds: np.ndarray, hyper: dict, params, n_dev
     return members
 
 
-def _train(cfg: RunConfig, programs: _Programs, members, curve_members, sharding, bar):
-    """Compiles (or reuses) init, chunk and finalize, then runs every chunk of epochs.
+def _train(cfg: RunConfig, programs: _Programs, members, curve_idx, sharding, bar, done_epochs: int):
+    """Compiles (or reuses) init, chunk and finalize, then runs every block of epochs for
+    one chunk of members.
 
-    Returns ``(params, metrics, curves (T, members), compile_s)`` as device arrays.
+    Returns ``(params, metrics, curves (T, curve members), compile_s)`` as device arrays.
     """
     total_blocks = cfg.blocks
-    blocks_per_chunk = math.ceil(total_blocks / TARGET_CHUNKS)
-    epochs, curve_idx = jnp.int32(cfg.epochs), jnp.asarray(curve_members)
+    blocks_per_call = math.ceil(total_blocks / TARGET_CHUNKS)
+    epochs = jnp.int32(cfg.epochs)
     init, compile_s = _compiled(_init_fn(programs, sharding, len(members) == 3), *members)
     states = init(*members)
-    chunk, seconds = _compiled(_chunk_fn(programs, blocks_per_chunk, cfg.sample_every, sharding),
+    chunk, seconds = _compiled(_chunk_fn(programs, blocks_per_call, cfg.sample_every, sharding),
                                states, jnp.int32(0), epochs, curve_idx)
     finalize, more_seconds = _compiled(programs.finalize, states, epochs)
     compile_s += seconds + more_seconds
 
     curves = []
-    for first_block in range(0, total_blocks, blocks_per_chunk):
+    for first_block in range(0, total_blocks, blocks_per_call):
         states, curve = chunk(states, jnp.int32(first_block), epochs, curve_idx)
         curves.append(curve)
         if not bar.disable:  # waiting here is what lets the bar move
             jax.block_until_ready(curve)
-            bar.update(min(cfg.epochs, (first_block + blocks_per_chunk) * cfg.sample_every) - bar.n)
+            reached = min(cfg.epochs, (first_block + blocks_per_call) * cfg.sample_every)
+            bar.update(done_epochs + reached - bar.n)
     params, metrics = finalize(states, epochs)
     return params, metrics, jnp.concatenate(curves, axis=0)[:total_blocks], compile_s
+
+
+def chunk_size(cfg: RunConfig, n_members: int) -> int:
+    """Members per program call: what fits in the memory available (or the override)."""
+    program = _programs(cfg).program
+    state = config.member_bytes(cfg, program.spec, program.dataset.x_train.shape[0])
+    budget = memory.device_bytes(jax.local_devices()[0]) or memory.available_bytes()
+    return memory.members_per_chunk(state, n_members, budget, cfg.max_members_per_chunk)
 
 
 def member_table(cfg: RunConfig, seeds=None, hyper=None, lrs=None) -> tuple[np.ndarray, dict]:
@@ -219,24 +235,67 @@ def run(cfg: RunConfig, seeds=None, lrs=None, curve_members=None, progress: bool
     """
     started = time.perf_counter()
     seeds, table = member_table(cfg, seeds, hyper, lrs)
+    n = len(seeds)
     if curve_members is None:
-        curve_members = np.arange(min(cfg.curve_seeds, len(seeds)))
+        curve_members = np.arange(min(cfg.curve_seeds, n))
     curve_members = np.asarray(curve_members, np.int32)
     with precision(cfg):
+        programs = _programs(cfg)
         sharding, n_devices = _mesh_sharding(cfg)
-        members = _place_members(cfg, seeds, table, init_params, n_devices, sharding)
-        with _progress_bar(cfg, progress, desc) as bar:
-            params, metrics, curves, compile_s = _train(cfg, _programs(cfg), members, curve_members,
-                                                        sharding, bar)
-        n = len(seeds)
-        metrics = {k: np.asarray(v)[:n] for k, v in metrics.items()}
-        params = jax.tree.map(lambda a: np.asarray(a)[:n], params)
-        curves = np.asarray(curves)
-    final = metrics["final_loss"][curve_members][:, None]  # the curve's last point, at `epochs`
+        size = chunk_size(cfg, n)
+        size = math.ceil(size / n_devices) * n_devices  # every device gets equal shares
+        starts = range(0, n, size)
+        # A fixed number of curve rows per chunk keeps one compiled program for all chunks.
+        curve_rows = max(1, min(len(curve_members), size))
+        host = _HostResults(n, curve_members, len(cfg.curve_epochs()) - 1)
+        compile_s = 0.0
+        bar_total = cfg.epochs * len(starts)
+        with _progress_bar(cfg, progress, desc, bar_total, len(starts)) as bar:
+            for index, start in enumerate(starts):
+                part = np.arange(start, min(start + size, n))
+                local = np.flatnonzero((curve_members >= start) & (curve_members < start + size))
+                picks = np.zeros(curve_rows, np.int32)
+                picks[: len(local)] = curve_members[local] - start
+                given = None if init_params is None else jax.tree.map(lambda a, p=part: a[p], init_params)
+                members = _place_members(cfg, seeds[part], {k: v[part] for k, v in table.items()}, given,
+                                         size, n_devices, sharding)
+                params, metrics, curves, seconds = _train(cfg, programs, members, jnp.asarray(picks), sharding,
+                                                          bar, index * cfg.epochs)
+                compile_s += seconds
+                host.add(part, params, metrics, np.asarray(curves)[:, : len(local)].T, local)
     device = jax.local_devices()[0]
     return RunResult(
-        seeds=seeds, hyper=table, metrics=metrics, params=params, curve_members=curve_members,
-        curve_epochs=cfg.curve_epochs(), curves=np.concatenate([curves.T, final], axis=1),
+        seeds=seeds, hyper=table, metrics=host.metrics, params=host.params, curve_members=curve_members,
+        curve_epochs=cfg.curve_epochs(), curves=host.curves_with_final(),
         wall_s=time.perf_counter() - started, compile_s=compile_s,
         backend=jax.default_backend(), device=f"{device.device_kind} x{n_devices}", devices=n_devices,
     )
+
+
+class _HostResults:
+    """Per-member results on the host, filled chunk by chunk (arrays allocated once)."""
+
+    def __init__(self, n: int, curve_members: np.ndarray, samples: int):
+        self.n, self.curve_members = n, curve_members
+        self.metrics: dict[str, np.ndarray] = {}
+        self.params: list[dict[str, np.ndarray]] = []
+        self.curves = np.full((len(curve_members), samples), np.nan)
+
+    def add(self, part: np.ndarray, params, metrics, curves: np.ndarray, curve_rows: np.ndarray) -> None:
+        count = len(part)
+        metrics = {k: np.asarray(v)[:count] for k, v in metrics.items()}
+        params = jax.tree.map(lambda a: np.asarray(a)[:count], params)
+        if not self.metrics:
+            self.metrics = {k: np.empty((self.n, *v.shape[1:]), v.dtype) for k, v in metrics.items()}
+            self.params = jax.tree.map(lambda a: np.empty((self.n, *a.shape[1:]), a.dtype), params)
+        for k, v in metrics.items():
+            self.metrics[k][part] = v
+        for mine, theirs in zip(jax.tree.leaves(self.params), jax.tree.leaves(params)):
+            mine[part] = theirs
+        self.curves = self.curves.astype(curves.dtype) if self.curves.dtype != curves.dtype else self.curves
+        self.curves[curve_rows] = curves
+
+    def curves_with_final(self) -> np.ndarray:
+        """The sampled curves plus their last point, the final loss at ``epochs``."""
+        final = self.metrics["final_loss"][self.curve_members][:, None]
+        return np.concatenate([self.curves, final.astype(self.curves.dtype)], axis=1)

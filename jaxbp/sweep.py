@@ -83,17 +83,18 @@ def identity(cfg: DictConfig) -> dict[str, Any]:
             "sweeper": sweeper}
 
 
-def check_job(composed: DictConfig, label: str = "") -> config.RunConfig:
-    """Converts and checks one job's config against its data; exits 2 when it is bad."""
+def check_job(composed: DictConfig, label: str = "", out_dir: Path | None = None) -> config.RunConfig:
+    """Converts and checks one job's config against its data (and what it would write to
+    ``out_dir``); exits 2 when it is bad."""
     try:
         cfg = app.to_run_config(composed)
-        app.check(cfg)
+        app.check(cfg, out_dir)
         return cfg
     except ConfigError as err:
         app.refuse(err, label)
 
 
-def check_jobs(jobs: list[list[str]], config_name: str | None) -> None:
+def check_jobs(jobs: list[list[str]], config_name: str | None, out_dir: Path | None = None) -> None:
     """Composes and checks every job's config; exits 2 on the first bad one."""
     from hydra import compose
     from hydra.errors import HydraException
@@ -105,7 +106,7 @@ def check_jobs(jobs: list[list[str]], config_name: str | None) -> None:
         except HydraException as err:
             cause = f"\n{err.__cause__}" if err.__cause__ else ""
             app.refuse_message(f"job {label} cannot be composed:\n{err}{cause}")
-        check_job(composed, label)
+        check_job(composed, label, out_dir)
 
 
 def _dirs_by_num(sweep_dir: Path) -> dict[int, list[Path]]:
@@ -197,13 +198,13 @@ class SweepCallback(Callback):
         return {"_lock": None}
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
-        check_job(config)
+        check_job(config, out_dir=Path(str(config.hydra.run.dir)))
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         jobs = None
         if is_basic_sweep(config):
             jobs = expand_jobs(sweep_overrides(config))
-            check_jobs(jobs, kwargs.get("config_name"))
+            check_jobs(jobs, kwargs.get("config_name"), Path(str(config.hydra.sweep.dir)))
         # Other sweepers choose jobs as they go: each job checks itself, and their own
         # launcher (or sweeper) records the jobs it launches.
         store = results.SweepDir(Path(config.hydra.sweep.dir))

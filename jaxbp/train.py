@@ -54,10 +54,14 @@ def main(composed: DictConfig) -> None:
         results.JobDir(job_dir).write_failure(str(err), overrides, None)
         print(f"job {job_num} failed: {err}", file=sys.stderr)
     except Exception as err:  # noqa: BLE001 - a sweep must outlive any one job
-        if not sweeping:
+        if os.environ.get("HYDRA_FULL_ERROR") == "1":
             raise
         reason = f"{type(err).__name__}: {err}".splitlines()[0][:300]
         results.JobDir(job_dir).write_failure(reason, overrides, None)
+        if not sweeping:  # one line, no traceback; failed.json keeps the reason
+            print(f"jaxbp: the run failed: {reason}\nNo results were marked complete in {job_dir}.",
+                  file=sys.stderr)
+            sys.exit(app.EXIT_FAILED)
         print(f"job {job_num} failed: {reason}", file=sys.stderr)
 
 

@@ -73,8 +73,9 @@ class VmapLauncher(Launcher):
         results.SweepDir(sweep_dir).add_jobs([{"num": j.num, "overrides": j.overrides} for j in jobs])
         groups = group_jobs(jobs, self.max_members)
         pending = sum(len(g) for g in groups)
+        skipped = f" ({len(jobs) - pending} skipped here: complete, or left to their task)"
         log.info(f"Launching {len(jobs)} jobs as {len(groups)} fused program(s)"
-                 + (f" ({len(jobs) - pending} skipped here: complete, or left to their task)" if pending < len(jobs) else ""))
+                 + (skipped if pending < len(jobs) else ""))
         returns: dict[int, JobReturn] = {}
         for group in groups:
             train_group(group)  # writes each job's dir; nothing of the group outlives this
