@@ -81,17 +81,20 @@ def backward(
 
 
 def backward_terms(
-    spec: Spec, params: Params, x: Array, y: Array, l1: float = 0.0, l2: float = 0.0
+    spec: Spec, params: Params, x: Array, y: Array, l1: float = 0.0, l2: float = 0.0, masks=None
 ) -> tuple[Array, Array, Params]:
     """Like :func:`backward`, with the loss split: ``(data_loss, penalty, grads)``.
 
     The engine records the data loss; returning it here saves recomputing the penalty.
+    ``masks`` (:func:`jaxbp.model.unit_masks`) train a narrower network padded to
+    ``spec``: ``h_l = f(z_l) ⊙ m_l`` and ``δ_l = (δ_{l+1} W_{l+1}ᵀ) ⊙ f′(z_l) ⊙ m_l``, so a
+    padded unit's weights in and out get zero gradient.
     """
     model.check_inputs(spec, params, x, y)
     f_prime = DERIVATIVES[spec.activation]
 
     # Forward: every layer input h_{l-1} and pre-activation z_l.
-    hs, zs = model.trace(spec, params, x)
+    hs, zs = model.trace(spec, params, x, masks)
     y_hat = model.OUTPUTS[spec.output](zs[-1])
     data_loss = model.data_loss(spec, zs[-1], y)
 
@@ -106,4 +109,6 @@ def backward_terms(
         }
         if l > 0:
             delta = matmul(delta, W.T) * f_prime(zs[l - 1], hs[l])
+            if masks is not None:
+                delta = delta * masks[l - 1][None, :]
     return data_loss, model.penalty(params, l1, l2), grads

@@ -34,10 +34,15 @@ import resource
 import sys
 import time
 
-import jax
-import jax.numpy as jnp
-import numpy as np
-import pandas as pd
+from jaxbp import cores
+
+if __name__ == "__main__":
+    cores.use_every_cpu_core()  # before JAX starts; the library import leaves XLA alone
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
 
 from jaxbp import config, engine, runner
 

@@ -37,14 +37,15 @@ from jaxbp.data import Dataset
 Array = jax.Array
 Hyper = dict  # name -> scalar (one member) or (members,) array
 
-# Traced values besides the optimiser's own (optim.OptimOption.hyperparams).
-MEMBER_KEYS = ("learning_rate", "l1", "l2", "target_loss", "init_scale")
+# Traced values besides the optimiser's own (optim.OptimOption.hyperparams). `hidden` is a
+# member's live width inside a program padded to a wider one (make_program(masked=True)).
+MEMBER_KEYS = ("learning_rate", "l1", "l2", "target_loss", "init_scale", "hidden")
 
 
 def member_hyper(cfg: RunConfig) -> dict[str, float]:
     """A job's traced hyperparameters, by the names the program uses."""
     return {"learning_rate": cfg.lr, "l1": cfg.l1, "l2": cfg.l2, "target_loss": cfg.target_loss,
-            "init_scale": cfg.init.scale, **cfg.optim.hyperparams()}
+            "init_scale": cfg.init.scale, "hidden": cfg.hidden, **cfg.optim.hyperparams()}
 
 
 class MemberState(NamedTuple):
@@ -55,6 +56,7 @@ class MemberState(NamedTuple):
     shuffle_key: Array  # minibatch order: fold_in(shuffle_key, epoch)
     penalty: tuple  # (l1, l2)
     target_loss: Array
+    masks: tuple  # per hidden layer, 0/1 for live units; () unless the program is padded
     epochs_to_target: Array  # int32; -1 until the train loss first reaches target_loss
     diverged: Array  # bool
     stopped: Array  # bool: early stopping has frozen this member
@@ -82,9 +84,9 @@ def _all_finite(tree) -> Array:
     return jnp.all(jnp.stack([jnp.all(jnp.isfinite(leaf)) for leaf in jax.tree.leaves(tree)]))
 
 
-def accuracy(spec: model.Spec, params, x: Array, y: Array) -> Array:
+def accuracy(spec: model.Spec, params, x: Array, y: Array, masks=None) -> Array:
     """Share of rows classified right: threshold 0.5 for one output, argmax for several."""
-    y_hat = model.forward(spec, params, x)
+    y_hat = model.forward(spec, params, x, masks)
     if spec.sizes[-1] == 1:
         hits = (y_hat[:, 0] > 0.5) == (y[:, 0] > 0.5)
     else:
@@ -113,26 +115,31 @@ class Setup(NamedTuple):
     y_test: Array
     has_test: bool
     classes: bool
+    masked: bool  # members are narrower networks padded to spec's widths
 
 
-def _value_and_grad(setup: Setup, params, xb, yb, penalty):
+def _masks(state: MemberState):
+    return state.masks or None
+
+
+def _value_and_grad(setup: Setup, params, xb, yb, penalty, masks=None):
     """``(data loss, ∂E/∂params)`` of ``E = data loss + penalty``, by hand (``grad=manual``)
     or by ``jax.grad``."""
     spec, (l1, l2) = setup.spec, penalty
     if setup.cfg.grad == "manual":
-        data_loss, _, grads = backprop.backward_terms(spec, params, xb, yb, l1=l1, l2=l2)
+        data_loss, _, grads = backprop.backward_terms(spec, params, xb, yb, l1=l1, l2=l2, masks=masks)
         return data_loss, grads
 
     def objective(p):
-        data_loss = model.data_loss(spec, model.logits(spec, p, xb), yb)
+        data_loss = model.data_loss(spec, model.logits(spec, p, xb, masks), yb)
         return data_loss + model.penalty(p, l1, l2), data_loss
 
     (_, data_loss), grads = jax.value_and_grad(objective, has_aux=True)(params)
     return data_loss, grads
 
 
-def _data_loss(setup: Setup, params, xs, ys) -> Array:
-    return model.data_loss(setup.spec, model.logits(setup.spec, params, xs), ys)
+def _data_loss(setup: Setup, params, xs, ys, masks=None) -> Array:
+    return model.data_loss(setup.spec, model.logits(setup.spec, params, xs, masks), ys)
 
 
 def _penalty(setup: Setup, hyper: Hyper) -> tuple:
@@ -147,9 +154,10 @@ def _init(setup: Setup, key: Array, hyper: Hyper, params: model.Params | None = 
     replace the drawn initial weights)."""
     cfg = setup.cfg
     init_key, shuffle_key = jax.random.split(key)
+    live = [hyper["hidden"]] * cfg.depth if setup.masked else None
     if params is None:
         scale = jnp.asarray(hyper["init_scale"], setup.dtype)
-        params = model.init(setup.spec, init_key, cfg.init.scheme, scale, cfg.init.bias, setup.dtype)
+        params = model.init(setup.spec, init_key, cfg.init.scheme, scale, cfg.init.bias, setup.dtype, live)
     params = jax.tree.map(lambda leaf: jnp.asarray(leaf, setup.dtype), params)
     opt_state = optimizers.with_hyperparams(setup.tx.init(params), {
         k: jnp.asarray(v, setup.dtype) for k, v in hyper.items() if k not in MEMBER_KEYS[1:]})
@@ -157,6 +165,7 @@ def _init(setup: Setup, key: Array, hyper: Hyper, params: model.Params | None = 
     return MemberState(
         params=params, opt_state=opt_state, shuffle_key=shuffle_key,
         penalty=_penalty(setup, hyper), target_loss=jnp.asarray(hyper["target_loss"], setup.dtype),
+        masks=tuple(model.unit_masks(setup.spec, live, setup.dtype)) if live else (),
         epochs_to_target=int_minus_one, diverged=jnp.array(False), stopped=jnp.array(False),
         stopped_epoch=int_minus_one, best_params=params if cfg.patience is not None else (),
         best_test_loss=jnp.array(jnp.inf, setup.dtype), bad_epochs=jnp.array(0, jnp.int32),
@@ -168,7 +177,7 @@ def _descend(setup: Setup, state: MemberState, epoch):
     cfg, x, y, tx = setup.cfg, setup.x, setup.y, setup.tx
     params, opt_state = state.params, state.opt_state
     if cfg.batch_size is None:
-        loss, grads = _value_and_grad(setup, params, x, y, state.penalty)
+        loss, grads = _value_and_grad(setup, params, x, y, state.penalty, _masks(state))
         updates, opt_state = tx.update(grads, opt_state, params)
         return optax.apply_updates(params, updates), opt_state, loss
     # Minibatches: a fresh permutation per epoch; the n % batch_size rows left over
@@ -180,17 +189,17 @@ def _descend(setup: Setup, state: MemberState, epoch):
 
     def minibatch(carry, rows):
         p, s = carry
-        _, grads = _value_and_grad(setup, p, x[rows], y[rows], state.penalty)
+        _, grads = _value_and_grad(setup, p, x[rows], y[rows], state.penalty, _masks(state))
         updates, s = tx.update(grads, s, p)
         return (optax.apply_updates(p, updates), s), None
 
     (new_params, opt_state), _ = jax.lax.scan(minibatch, (params, opt_state), batches)
-    return new_params, opt_state, _data_loss(setup, params, x, y)
+    return new_params, opt_state, _data_loss(setup, params, x, y, _masks(state))
 
 
 def _early_stopping(setup: Setup, state: MemberState, epoch) -> MemberState:
     """Tracks the best test loss and its params; stops after ``patience`` bad epochs."""
-    test_loss = _data_loss(setup, state.params, setup.x_test, setup.y_test)
+    test_loss = _data_loss(setup, state.params, setup.x_test, setup.y_test, _masks(state))
     improved = (test_loss < state.best_test_loss) & ~state.stopped & ~state.diverged
     bad_epochs = jnp.where(improved, 0, state.bad_epochs + 1)
     stops = ~state.stopped & ~state.diverged & (bad_epochs >= setup.cfg.patience)
@@ -224,14 +233,15 @@ def _finalize(setup: Setup, state: MemberState, epochs):
     params = state.params
     if cfg.patience is not None:
         params = _tree_where(state.stopped, state.best_params, params)
-    final_loss = _data_loss(setup, params, setup.x, setup.y)
+    masks = _masks(state)
+    final_loss = _data_loss(setup, params, setup.x, setup.y, masks)
     nan = jnp.array(jnp.nan, setup.dtype)
     late = (state.epochs_to_target < 0) & (final_loss <= state.target_loss)  # reached at the end
     metrics = {
         "final_loss": final_loss,
-        "train_acc": accuracy(spec, params, setup.x, setup.y) if setup.classes else nan,
-        "test_loss": _data_loss(setup, params, setup.x_test, setup.y_test) if setup.has_test else nan,
-        "test_acc": accuracy(spec, params, setup.x_test, setup.y_test)
+        "train_acc": accuracy(spec, params, setup.x, setup.y, masks) if setup.classes else nan,
+        "test_loss": _data_loss(setup, params, setup.x_test, setup.y_test, masks) if setup.has_test else nan,
+        "test_acc": accuracy(spec, params, setup.x_test, setup.y_test, masks)
         if setup.has_test and setup.classes else nan,
         "epochs_to_target": jnp.where(late, jnp.asarray(epochs, jnp.int32), state.epochs_to_target),
         "converged": (final_loss <= state.target_loss) & ~state.diverged,
@@ -241,8 +251,11 @@ def _finalize(setup: Setup, state: MemberState, epochs):
     return params, metrics
 
 
-def make_program(cfg: RunConfig, dataset: Dataset | None = None) -> Program:
+def make_program(cfg: RunConfig, dataset: Dataset | None = None, masked: bool = False) -> Program:
     """Builds the pure per-member functions for ``cfg`` (see the module docstring).
+
+    With ``masked``, the network is ``cfg``'s, and each member is a narrower one padded to
+    it: its ``hyper["hidden"]`` live units per hidden layer (see ``model.init(live=...)``).
 
     Raises:
         ConfigError: for settings that do not fit the data (``batch_size``, ``output``) or
@@ -254,7 +267,7 @@ def make_program(cfg: RunConfig, dataset: Dataset | None = None) -> Program:
     x, y = jnp.asarray(dataset.x_train, dtype), jnp.asarray(dataset.y_train, dtype)
     setup = Setup(cfg, cfg.spec(x.shape[1], y.shape[1]), dtype, cfg.optim.transform(), x, y,
                   jnp.asarray(dataset.x_test, dtype), jnp.asarray(dataset.y_test, dtype),
-                  dataset.has_test, dataset.classes)
+                  dataset.has_test, dataset.classes, masked and cfg.depth > 0)
     return Program(setup.spec, dataset, functools.partial(_init, setup),
                    functools.partial(_step, setup), functools.partial(_finalize, setup))
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import math
 import operator
 from collections.abc import Callable
 from typing import Any
@@ -125,17 +124,27 @@ class Spec:
         return len(self.sizes) - 1
 
 
-def _draw(key: PRNGKey, scheme: str, scale: float, shape, fan_in: int, fan_out: int, dtype):
-    """Draws one array of ``shape`` from the named scheme (fans are the layer's)."""
+def _draw(key: PRNGKey, scheme: str, scale, shape, fan_in, fan_out, dtype):
+    """Draws one array of ``shape`` from the named scheme (fans are the layer's; they and
+    ``scale`` may be traced)."""
     if scheme == "normal":  # N(0, scale²)
         return scale * jax.random.normal(key, shape, dtype)
     if scheme == "uniform":  # U[-scale, scale)
-        return jax.random.uniform(key, shape, dtype, minval=-scale, maxval=scale)
+        return (2 * jax.random.uniform(key, shape, dtype) - 1) * scale
     if scheme == "xavier":  # Glorot uniform: U[-a, a), a = sqrt(6 / (fan_in + fan_out))
-        limit = scale * math.sqrt(6.0 / (fan_in + fan_out))
-        return jax.random.uniform(key, shape, dtype, minval=-limit, maxval=limit)
+        limit = scale * jnp.sqrt(6.0 / (fan_in + fan_out)).astype(dtype)
+        return (2 * jax.random.uniform(key, shape, dtype) - 1) * limit
     # he: N(0, 2 / fan_in)
-    return scale * math.sqrt(2.0 / fan_in) * jax.random.normal(key, shape, dtype)
+    return scale * jnp.sqrt(2.0 / fan_in).astype(dtype) * jax.random.normal(key, shape, dtype)
+
+
+def _per_unit(key: PRNGKey, rows: int, cols: int, draw) -> Array:
+    """``out[i, j] = draw(fold_in(fold_in(key, j), i))``: every number has its own key, so
+    a unit's weights do not depend on how many other units the layer has."""
+    def one(i, j):
+        return draw(jax.random.fold_in(jax.random.fold_in(key, j), i))
+
+    return jax.vmap(lambda i: jax.vmap(lambda j: one(i, j))(jnp.arange(cols)))(jnp.arange(rows))
 
 
 def init(
@@ -145,19 +154,25 @@ def init(
     scale: float = 1.0,
     bias: str = "zeros",
     dtype=None,
+    live=None,
 ) -> Params:
     """Draws initial parameters.
 
     Args:
         spec: the network shape.
-        key: a PRNG key; layer ``l`` uses ``split(key, num_layers)[l]``, split into
-            ``wkey, bkey``.
+        key: a PRNG key. Layer ``l``'s weight ``W[i, j]`` is drawn with key
+            ``fold_in(fold_in(fold_in(fold_in(key, l), 0), j), i)`` and its bias ``b[j]``
+            with ``fold_in(fold_in(fold_in(key, l), 1), j)``: one key per number, so a
+            network's values do not depend on how wide its layers are padded.
         scheme: ``normal`` N(0, scale²), ``uniform`` U[-scale, scale), ``xavier`` (Glorot
             uniform) or ``he`` (He normal). For ``xavier`` and ``he``, ``scale`` is a gain
             multiplying the standard bound or deviation.
-        scale: the scale described above.
+        scale: the scale described above (may be traced).
         bias: ``"zeros"`` or ``"same"`` (biases drawn the way the weights are).
         dtype: floating dtype; defaults to JAX's default float (float64 under x64).
+        live: optional live width of each hidden layer (ints or traced), for a network
+            padded to ``spec``'s widths: the units past it get zero weights in and out,
+            and the fans of ``xavier`` and ``he`` are the live widths.
 
     Returns:
         ``[{"W": (sizes[l-1], sizes[l]), "b": (sizes[l],)} for l = 1..L]``.
@@ -165,18 +180,29 @@ def init(
     _check_choice("init scheme", scheme, INIT_SCHEMES)
     _check_choice("bias mode", bias, BIAS_MODES)
     dtype = jnp.zeros((), dtype).dtype
+    widths = list(spec.sizes) if live is None else [spec.sizes[0], *live, spec.sizes[-1]]
     params = []
-    for layer_key, fan_in, fan_out in zip(
-        jax.random.split(key, spec.num_layers), spec.sizes[:-1], spec.sizes[1:]
-    ):
-        wkey, bkey = jax.random.split(layer_key)
-        W = _draw(wkey, scheme, scale, (fan_in, fan_out), fan_in, fan_out, dtype)
-        if bias == "zeros":
-            b = jnp.zeros((fan_out,), dtype)
-        else:
-            b = _draw(bkey, scheme, scale, (fan_out,), fan_in, fan_out, dtype)
+    for l, (rows, cols) in enumerate(zip(spec.sizes[:-1], spec.sizes[1:])):
+        fan_in, fan_out = widths[l], widths[l + 1]
+        layer_key = jax.random.fold_in(key, l)
+        wkey, bkey = jax.random.fold_in(layer_key, 0), jax.random.fold_in(layer_key, 1)
+
+        def draw(k, fan_in=fan_in, fan_out=fan_out):
+            return _draw(k, scheme, scale, (), fan_in, fan_out, dtype)
+
+        W = _per_unit(wkey, rows, cols, draw)
+        b = jnp.zeros((cols,), dtype) if bias == "zeros" else _per_unit(bkey, 1, cols, draw)[0]
+        if live is not None:  # padded units: nothing in, nothing out
+            in_live = (jnp.arange(rows) < fan_in).astype(dtype)
+            out_live = (jnp.arange(cols) < fan_out).astype(dtype)
+            W, b = W * in_live[:, None] * out_live[None, :], b * out_live
         params.append({"W": W, "b": b})
     return params
+
+
+def unit_masks(spec: Spec, live, dtype) -> list[Array]:
+    """One 0/1 mask per hidden layer: unit ``j`` is live when ``j < live[l]``."""
+    return [(jnp.arange(width) < n).astype(dtype) for width, n in zip(spec.sizes[1:-1], live)]
 
 
 def check_inputs(spec: Spec, params: Params, x: Array, y: Array | None = None) -> None:
@@ -198,27 +224,31 @@ def check_inputs(spec: Spec, params: Params, x: Array, y: Array | None = None) -
         )
 
 
-def trace(spec: Spec, params: Params, x: Array) -> tuple[list[Array], list[Array]]:
+def trace(spec: Spec, params: Params, x: Array, masks=None) -> tuple[list[Array], list[Array]]:
     """The forward pass, keeping what backprop needs: ``hs = [h_0 = x, h_1, ..., h_{L-1}]``
-    (each layer's input) and ``zs = [z_1, ..., z_L]`` (each layer's pre-activation)."""
+    (each layer's input) and ``zs = [z_1, ..., z_L]`` (each layer's pre-activation).
+
+    ``masks`` (see :func:`unit_masks`) zero the padded units of a network trained inside a
+    wider one: ``h_l = f(z_l) ⊙ m_l``."""
     act = ACTIVATIONS[spec.activation]
     hs, zs = [x], []
     for l, layer in enumerate(params):
         zs.append(matmul(hs[-1], layer["W"]) + layer["b"][None, :])
         if l < len(params) - 1:
-            hs.append(act(zs[-1]))
+            h = act(zs[-1])
+            hs.append(h if masks is None else h * masks[l][None, :])
     return hs, zs
 
 
-def logits(spec: Spec, params: Params, x: Array) -> Array:
+def logits(spec: Spec, params: Params, x: Array, masks=None) -> Array:
     """The last pre-activation ``z_L``, shape ``(batch, sizes[-1])``."""
     check_inputs(spec, params, x)
-    return trace(spec, params, x)[1][-1]
+    return trace(spec, params, x, masks)[1][-1]
 
 
-def forward(spec: Spec, params: Params, x: Array) -> Array:
+def forward(spec: Spec, params: Params, x: Array, masks=None) -> Array:
     """The network's output ``ŷ = g(z_L)``, shape ``(batch, sizes[-1])``."""
-    return OUTPUTS[spec.output](logits(spec, params, x))
+    return OUTPUTS[spec.output](logits(spec, params, x, masks))
 
 
 def data_loss(spec: Spec, z_out: Array, y: Array) -> Array:
@@ -236,10 +266,14 @@ def data_loss(spec: Spec, z_out: Array, y: Array) -> Array:
 def penalty(params: Params, l1: float = 0.0, l2: float = 0.0) -> Array:
     """``l2 · ½ Σ W² + l1 · Σ |W|`` over every weight matrix; biases are not penalised."""
     weights = [layer["W"] for layer in params]
-    return sum(l2 * 0.5 * jnp.sum(W**2) + l1 * jnp.sum(jnp.abs(W)) for W in weights)
+    # |W| written as W·sign(W): its autodiff subgradient at 0 is sign(0) = 0, the same
+    # convention as the hand-derived backward (jnp.abs would give 1 there and move a
+    # weight that is exactly zero, such as a padded unit's).
+    return sum(l2 * 0.5 * jnp.sum(W**2) + l1 * jnp.sum(W * jnp.sign(W)) for W in weights)
 
 
-def loss(spec: Spec, params: Params, x: Array, y: Array, l1: float = 0.0, l2: float = 0.0) -> Array:
+def loss(spec: Spec, params: Params, x: Array, y: Array, l1: float = 0.0, l2: float = 0.0,
+         masks=None) -> Array:
     """The scalar training objective: ``data_loss + penalty`` (see the module docstring)."""
     check_inputs(spec, params, x, y)
-    return data_loss(spec, logits(spec, params, x), y) + penalty(params, l1, l2)
+    return data_loss(spec, logits(spec, params, x, masks), y) + penalty(params, l1, l2)

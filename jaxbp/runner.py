@@ -65,10 +65,10 @@ def precision(cfg: RunConfig):
     return jax.enable_x64(cfg.dtype == "float64")
 
 
-def _programs(cfg: RunConfig) -> _Programs:
-    key = config.shape_key(cfg)
+def _programs(cfg: RunConfig, masked: bool = False) -> _Programs:
+    key = (config.shape_key(cfg), masked)
     if key not in _PROGRAMS:
-        program = engine.make_program(cfg)
+        program = engine.make_program(cfg, masked=masked)
         finalize = jax.jit(jax.vmap(program.finalize, in_axes=(0, None)))
         _PROGRAMS[key] = _Programs(program, {}, finalize)
     return _PROGRAMS[key]
@@ -134,6 +134,11 @@ def _compiled(fn, *args):
 def _mesh_sharding(cfg: RunConfig):
     devices = jax.local_devices()
     count = len(devices) if cfg.devices is None else min(cfg.devices, len(devices))
+    if cfg.devices is not None and cfg.devices > len(devices):
+        import logging
+
+        logging.getLogger("jaxbp.runner").warning(
+            f"devices={cfg.devices} asked, {len(devices)} available: using {len(devices)}")
     if count <= 1:
         return None, 1
     mesh = Mesh(np.array(devices[:count]), ("members",))
@@ -239,8 +244,12 @@ def run(cfg: RunConfig, seeds=None, lrs=None, curve_members=None, progress: bool
     if curve_members is None:
         curve_members = np.arange(min(cfg.curve_seeds, n))
     curve_members = np.asarray(curve_members, np.int32)
+    # Members narrower than cfg's hidden layers train padded to it, with masks.
+    masked = bool(np.any(table["hidden"] != cfg.hidden))
+    if np.any(table["hidden"] > cfg.hidden):
+        raise ValueError(f"member widths up to {table['hidden'].max():g} exceed the program's hidden={cfg.hidden}")
     with precision(cfg):
-        programs = _programs(cfg)
+        programs = _programs(cfg, masked)
         sharding, n_devices = _mesh_sharding(cfg)
         size = chunk_size(cfg, n)
         size = math.ceil(size / n_devices) * n_devices  # every device gets equal shares

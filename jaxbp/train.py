@@ -15,13 +15,17 @@ import os
 import sys
 from pathlib import Path
 
-import hydra
-from hydra.core.hydra_config import HydraConfig
-from hydra.types import RunMode
-from omegaconf import DictConfig
+from jaxbp import cores
 
-from jaxbp import app, job, paths, results
-from jaxbp.checks import ConfigError
+cores.use_every_cpu_core()  # before anything imports JAX
+
+import hydra  # noqa: E402
+from hydra.core.hydra_config import HydraConfig  # noqa: E402
+from hydra.types import RunMode  # noqa: E402
+from omegaconf import DictConfig  # noqa: E402
+
+from jaxbp import app, job, paths, results  # noqa: E402
+from jaxbp.checks import ConfigError  # noqa: E402
 
 app.register()
 log = logging.getLogger("jaxbp.train")

@@ -85,3 +85,23 @@ def test_fused_traced_hyperparameters_equal_jobs_run_alone(tmp_path):
 def test_launcher_settings_are_typed(tmp_path, bad):
     proc = run_cli("jaxbp.train", "-m", "lr=0.1", bad, "num_seeds=2", "epochs=5", cwd=tmp_path)
     assert proc.returncode != 0 and "Traceback" not in proc.stderr
+
+
+def test_widths_fuse_into_one_program_equal_to_each_width_alone(tmp_path):
+    args = ["-m", "hidden=2,3,8", "lr=1.0", "num_seeds=16", "epochs=200", "progress=false"]
+    fused = run_cli("jaxbp.train", *args, f"hydra.sweep.dir={tmp_path / 'fused'}", cwd=tmp_path)
+    assert fused.returncode == 0, fused.stderr
+    assert "Launching 3 jobs as 1 fused program(s)" in fused.stdout + fused.stderr
+    alone = run_cli("jaxbp.train", *args, "hydra/launcher=basic", f"hydra.sweep.dir={tmp_path / 'alone'}",
+                    cwd=tmp_path)
+    assert alone.returncode == 0, alone.stderr
+    a = pd.read_csv(tmp_path / "fused" / "sweep_seeds.csv")
+    b = pd.read_csv(tmp_path / "alone" / "sweep_seeds.csv")
+    np.testing.assert_allclose(a["final_loss"], b["final_loss"], rtol=1e-5)
+    assert (a["converged"] == b["converged"]).all()
+    # Each job keeps its own width's params.
+    for job, hidden in ((0, 2), (1, 3), (2, 8)):
+        assert np.load(tmp_path / "fused" / str(job) / "params.npz")["W0"].shape == (16, 2, hidden)
+    never = run_cli("jaxbp.train", *args, "hydra.launcher.fuse_widths=never",
+                    f"hydra.sweep.dir={tmp_path / 'never'}", cwd=tmp_path)
+    assert "Launching 3 jobs as 3 fused program(s)" in never.stdout + never.stderr
