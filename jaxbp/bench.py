@@ -192,6 +192,46 @@ def launcher_speedup(num_lrs: int = 10, seeds: int = 1000, epochs: int = 1000) -
     return table
 
 
+SWEEP = ["lr=0.01,0.1,1.0", "hidden=2,3,8"]
+
+
+def sweep_speedup(seeds: int = 1000, epochs: int = 5000, launchers=("basic", "vmap")) -> pd.DataFrame:
+    """The design card's sweep ``-m lr=0.01,0.1,1.0 hidden=2,3,8`` end to end, once per
+    launcher, each a fresh ``python -m jaxbp.train`` process with no persistent compile
+    cache, one after the other on this machine. Per launcher: the programs compiled, the
+    seconds compiling and training (each program counted once, from the jobs' summaries),
+    and the whole process's wall time."""
+    import json
+    import subprocess
+    import tempfile
+    from pathlib import Path
+
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for launcher in launchers:
+            sweep_dir = Path(tmp) / launcher
+            args = [sys.executable, "-m", "jaxbp.train", "-m", *SWEEP, f"num_seeds={seeds}",
+                    f"epochs={epochs}", f"hydra/launcher={launcher}", "compile_cache=null",
+                    "progress=false", f"hydra.sweep.dir={sweep_dir}"]
+            start = time.perf_counter()
+            subprocess.run(args, check=True, capture_output=True, cwd=tmp)
+            wall = time.perf_counter() - start
+            summaries = [json.loads(p.read_text()) for p in sweep_dir.glob("*/summary.json")]
+            # A fused group's jobs share one program and report its (wall, compile) once each.
+            programs = {}
+            for index, summary in enumerate(summaries):
+                fused = summary.get("fused_jobs", 1) > 1
+                programs[(summary["wall_s"], summary["compile_s"]) if fused else index] = summary
+            rows.append({"launcher": launcher, "jobs": len(summaries), "num_seeds": seeds, "epochs": epochs,
+                         "programs_compiled": sum(p["compile_s"] > 0 for p in programs.values()),
+                         "compile_s": sum(p["compile_s"] for p in programs.values()),
+                         "train_s": sum(p["wall_s"] - p["compile_s"] for p in programs.values()),
+                         "sweep_wall_s": wall})
+    table = pd.DataFrame(rows)
+    table["speedup_vs_basic"] = table["sweep_wall_s"].iloc[0] / table["sweep_wall_s"]
+    return table
+
+
 def format_table(table: pd.DataFrame) -> str:
     """The printed table: throughput, and jaxbp_vmap's speed as a multiple of each row's."""
     vmap = table[(table["impl"] == "jaxbp_vmap")]["seed_epochs_per_s"].max()
@@ -215,7 +255,7 @@ def main(argv=None) -> int:
     parser.add_argument("--epochs", type=int, default=1000)
     parser.add_argument("--hidden", type=int, default=3)
     parser.add_argument("--data", default="xor", choices=["xor"])
-    parser.add_argument("--out", default="bench.csv")
+    parser.add_argument("--out", default="outputs/bench.csv", help="the results table (default outputs/bench.csv)")
     parser.add_argument("--quick", action="store_true", help="a tiny smoke run (64 seeds, 50 epochs)")
     parser.add_argument("--scaling", action="store_true", help="add jaxbp_vmap rows for S=1..100k")
     parser.add_argument("--max-scaling-seeds", type=int, default=100_000)
@@ -224,6 +264,9 @@ def main(argv=None) -> int:
     parser.add_argument("--numpy-seeds", type=int, default=None,
                         help="cap on numpy_batched's seeds (default --seeds)")
     parser.add_argument("--impls", help="comma-separated subset of impls to run")
+    parser.add_argument("--sweep", action="store_true",
+                        help="time -m lr=0.01,0.1,1.0 hidden=2,3,8 under the basic and the fused launcher "
+                             "(fresh processes; --seeds and --epochs default to 1000 and 5000 here)")
     parser.add_argument("--launchers", action="store_true",
                         help="also time a 10-lr sweep under the basic and the vmap launcher")
     args = parser.parse_args(argv)
@@ -232,6 +275,13 @@ def main(argv=None) -> int:
     if args.quick:
         args.seeds, args.epochs, args.sequential_seeds, args.max_scaling_seeds = 64, 50, 4, 100
 
+    if args.sweep:  # the sweep's own sizes unless given
+        seeds = args.seeds if "--seeds" in (argv or sys.argv) else 1000
+        epochs = args.epochs if "--epochs" in (argv or sys.argv) else 5000
+        print(f"sweep -m {' '.join(SWEEP)} num_seeds={seeds} epochs={epochs} "
+              "(whole sweep, fresh processes, no compile cache):")
+        print(sweep_speedup(seeds, epochs).to_string(index=False, float_format=lambda v: f"{v:.2f}"))
+        return 0
     impls = args.impls.split(",") if args.impls else None
     table = run_benchmark(args.seeds, args.epochs, args.hidden, args.data, args.sequential_seeds,
                           args.numpy_seeds, impls)
@@ -241,6 +291,9 @@ def main(argv=None) -> int:
         print("\nscaling (jaxbp_vmap):")
         print(series[["num_seeds", "seed_epochs_per_s", "wall_s"]].to_string(index=False))
         table = pd.concat([table, series.assign(impl="jaxbp_vmap_scaling")], ignore_index=True)
+    from pathlib import Path
+
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     table.to_csv(args.out, index=False)
     print(f"→ {args.out}")
     if args.launchers:
