@@ -27,6 +27,9 @@ Gradients of ``E = loss + l2 · ½ΣW² + l1 · Σ|W|``::
 
     ∂E/∂W_l = h_{l-1}ᵀ δ_l + l2 · W_l + l1 · sign(W_l)
     ∂E/∂b_l = Σ_batch δ_l
+    ∂E/∂S   = xᵀ δ_L + l2 · S + l1 · sign(S)       shortcuts: z_L gains x S
+
+With ``reduction="sum"`` the ``1/n`` in every δ_L is dropped.
 """
 
 from __future__ import annotations
@@ -47,8 +50,9 @@ DERIVATIVES = {
 
 
 def output_delta(spec: Spec, y_hat: Array, y: Array) -> Array:
-    """``δ_L = ∂E/∂z_L`` for the spec's output/loss pair, shape ``(n, sizes[-1])``."""
-    n = y_hat.shape[0]
+    """``δ_L = ∂E/∂z_L`` for the spec's output/loss pair, shape ``(n, sizes[-1])``
+    (``n`` is 1 for ``reduction="sum"``: the deltas are then not averaged)."""
+    n = y_hat.shape[0] if spec.reduction == "mean" else 1
     if spec.loss == "ce":
         return (y_hat * jnp.sum(y, axis=-1, keepdims=True) - y) / n
     if spec.loss == "bce" or spec.output == "identity":
@@ -101,6 +105,9 @@ def backward_terms(
     # Backward: δ_L, then δ_l = (δ_{l+1} W_{l+1}ᵀ) ⊙ f′(z_l).
     delta = output_delta(spec, y_hat, y)
     grads: Params = [None] * len(params)  # type: ignore[list-item]
+    if spec.shortcuts:
+        S = params[-1]["S"]
+        shortcut_grad = matmul(x.T, delta) + l2 * S + l1 * jnp.sign(S)  # ∂E/∂S = xᵀ δ_L
     for l in reversed(range(len(params))):
         W = params[l]["W"]
         grads[l] = {
@@ -111,4 +118,6 @@ def backward_terms(
             delta = matmul(delta, W.T) * f_prime(zs[l - 1], hs[l])
             if masks is not None:
                 delta = delta * masks[l - 1][None, :]
+    if spec.shortcuts:
+        grads[-1]["S"] = shortcut_grad
     return data_loss, model.penalty(params, l1, l2), grads

@@ -26,6 +26,7 @@ __all__ = ["ConfigError", "InitConfig", "RunConfig", "from_dict", "check_fits", 
            "result_values", "refusal"]
 
 GRADS = ("manual", "autodiff")
+CRITERIA = ("loss", "margin", "fahlman")
 DTYPES = ("float32", "float64")
 MAX_EPOCHS = 2**31 - 2**20  # epoch counters are int32; leave room for a last block
 MAX_WIDTH = 65_536  # a hidden layer wider than this is a typo, not an experiment
@@ -70,7 +71,11 @@ class RunConfig:
     seed: int = 0
     epochs: int = 5000
     batch_size: Optional[int] = None  # null = full batch; else minibatches, reshuffled each epoch
-    target_loss: float = 0.01  # a seed converged when its final train loss <= target_loss
+    target_loss: float = 0.01  # criterion=loss: a seed converged when its train loss <= target_loss
+    criterion: str = "loss"  # loss | margin (every output within `margin` of its target) | fahlman (40-20-40)
+    margin: float = 0.5  # criterion=margin: Rumelhart et al.'s |output − target| < margin for every pattern
+    loss_reduction: str = "mean"  # mean over rows | sum (1980s papers: their lr is ours × rows)
+    shortcuts: bool = False  # weights from the inputs straight to the output layer
     log_every: int = 10  # loss-curve sampling interval, in epochs
     grad: str = "manual"  # manual (jaxbp.backprop) | autodiff (jax.grad)
     l1: float = 0.0  # penalty l1·Σ|W| (weights only)
@@ -106,6 +111,11 @@ class RunConfig:
         if self.batch_size is not None:
             check_int("batch_size", self.batch_size, 1, allowed="null (full batch) or an integer >= 1")
         check_real("target_loss", self.target_loss, 0.0)
+        check_choice("criterion", self.criterion, CRITERIA)
+        check_real("margin", self.margin, 0.0, low_open=True)
+        check_choice("loss_reduction", self.loss_reduction, model.REDUCTIONS)
+        require(not (self.shortcuts and self.depth == 0), "shortcuts", self.shortcuts,
+                "shortcuts connect the inputs to the output past hidden layers: set depth >= 1")
         check_int("log_every", self.log_every, 1)
         check_choice("grad", self.grad, GRADS)
         check_real("l1", self.l1, 0.0)
@@ -148,7 +158,7 @@ class RunConfig:
     def spec(self, n_in: int, n_out: int) -> model.Spec:
         """The network for data with ``n_in`` features and ``n_out`` targets."""
         sizes = (n_in, *([self.hidden] * self.depth), n_out)
-        return model.Spec(sizes, self.activation, self.output, self.loss)
+        return model.Spec(sizes, self.activation, self.output, self.loss, self.loss_reduction, self.shortcuts)
 
 
 def from_dict(values: Mapping[str, Any]) -> RunConfig:
@@ -200,8 +210,9 @@ MEMBER_BYTES_LIMIT = 4 * 2**30
 
 
 def n_params(spec: model.Spec) -> int:
-    """Scalar parameters of a network: weights and biases of every layer."""
-    return sum((a + 1) * b for a, b in zip(spec.sizes[:-1], spec.sizes[1:]))
+    """Scalar parameters of a network: weights and biases of every layer (and shortcuts)."""
+    shortcuts = spec.sizes[0] * spec.sizes[-1] if spec.shortcuts else 0
+    return sum((a + 1) * b for a, b in zip(spec.sizes[:-1], spec.sizes[1:])) + shortcuts
 
 
 def member_bytes(cfg: RunConfig, spec: model.Spec, n_rows: int) -> int:
@@ -226,7 +237,7 @@ def shape_key(cfg: RunConfig) -> RunConfig:
     Penalties keep whether they are on, so a job without them never pays for them."""
     optim = dataclasses.replace(cfg.optim, **{k: 0.5 for k in cfg.optim.hyperparams()})
     return dataclasses.replace(
-        cfg, lr=1.0, seed=0, num_seeds=1, target_loss=0.0, curve_seeds=0, progress=False,
+        cfg, lr=1.0, seed=0, num_seeds=1, target_loss=0.0, margin=0.5, curve_seeds=0, progress=False,
         compile_cache=None, devices=None, max_members_per_chunk=None, save_params=True,
         l1=float(cfg.l1 > 0), l2=float(cfg.l2 > 0),
         init=dataclasses.replace(cfg.init, scale=1.0), optim=optim)

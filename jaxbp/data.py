@@ -92,6 +92,23 @@ class Parity(DataOption):
 
 
 @dataclass(frozen=True)
+class Encoder(DataOption):
+    """The N-M-N encoder/decoder (Rumelhart et al. 1986; Fahlman 1988): ``bits`` one-hot
+    inputs, each to be reproduced at ``bits`` outputs through a narrower hidden layer."""
+
+    name: str = "encoder"
+    bits: int = 8  # N: inputs, outputs and patterns
+
+    def __post_init__(self):
+        super().__post_init__()
+        # two bits would encode as one 0/1 output column; an encoder needs N outputs
+        check_int("data.bits", self.bits, 3, 1024, "an integer in [3, 1024] (N one-hot patterns)")
+
+    def arrays(self):
+        return np.eye(self.bits), np.arange(self.bits), True
+
+
+@dataclass(frozen=True)
 class Generated2D(DataOption):
     """Two interleaved 2-D classes with Gaussian noise (``n_samples`` rows)."""
 
@@ -211,7 +228,7 @@ class File(DataOption):
 
 
 OPTIONS: dict[str, type[DataOption]] = {cls.own_name(): cls for cls in (
-    Xor, Parity, Moons, Circles, Spirals, Digits, Iris, BreastCancer, Wine, File)}
+    Xor, Parity, Encoder, Moons, Circles, Spirals, Digits, Iris, BreastCancer, Wine, File)}
 
 
 def option(name: str = "xor", **values) -> DataOption:

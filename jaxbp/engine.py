@@ -39,13 +39,14 @@ Hyper = dict  # name -> scalar (one member) or (members,) array
 
 # Traced values besides the optimiser's own (optim.OptimOption.hyperparams). `hidden` is a
 # member's live width inside a program padded to a wider one (make_program(masked=True)).
-MEMBER_KEYS = ("learning_rate", "l1", "l2", "target_loss", "init_scale", "hidden")
+MEMBER_KEYS = ("learning_rate", "l1", "l2", "target_loss", "margin", "init_scale", "hidden")
 
 
 def member_hyper(cfg: RunConfig) -> dict[str, float]:
     """A job's traced hyperparameters, by the names the program uses."""
     return {"learning_rate": cfg.lr, "l1": cfg.l1, "l2": cfg.l2, "target_loss": cfg.target_loss,
-            "init_scale": cfg.init.scale, "hidden": cfg.hidden, **cfg.optim.hyperparams()}
+            "margin": cfg.margin, "init_scale": cfg.init.scale, "hidden": cfg.hidden,
+            **cfg.optim.hyperparams()}
 
 
 class MemberState(NamedTuple):
@@ -55,7 +56,8 @@ class MemberState(NamedTuple):
     opt_state: Any  # optax InjectHyperparamsState: holds the lr and optimiser numbers
     shuffle_key: Array  # minibatch order: fold_in(shuffle_key, epoch)
     penalty: tuple  # (l1, l2)
-    target_loss: Array
+    target_loss: Array  # criterion=loss
+    margin: Array  # criterion=margin
     masks: tuple  # per hidden layer, 0/1 for live units; () unless the program is padded
     epochs_to_target: Array  # int32; -1 until the train loss first reaches target_loss
     diverged: Array  # bool
@@ -165,6 +167,7 @@ def _init(setup: Setup, key: Array, hyper: Hyper, params: model.Params | None = 
     return MemberState(
         params=params, opt_state=opt_state, shuffle_key=shuffle_key,
         penalty=_penalty(setup, hyper), target_loss=jnp.asarray(hyper["target_loss"], setup.dtype),
+        margin=jnp.asarray(hyper["margin"], setup.dtype),
         masks=tuple(model.unit_masks(setup.spec, live, setup.dtype)) if live else (),
         epochs_to_target=int_minus_one, diverged=jnp.array(False), stopped=jnp.array(False),
         stopped_epoch=int_minus_one, best_params=params if cfg.patience is not None else (),
@@ -197,6 +200,24 @@ def _descend(setup: Setup, state: MemberState, epoch):
     return new_params, opt_state, _data_loss(setup, params, x, y, _masks(state))
 
 
+def criterion_met(setup: Setup, state: MemberState, params, loss) -> Array:
+    """Whether ``params`` (with train loss ``loss``) meet the job's success criterion:
+
+    - ``loss``: ``loss <= target_loss``;
+    - ``margin``: every output of every training row within ``margin`` of its target
+      (Rumelhart, Hinton & Williams count a pattern learned so, with margin 0.5);
+    - ``fahlman``: the 40-20-40 rule on the 0..1 output range: a target of 1 needs an output
+      above 0.6, a target of 0 one below 0.4, for every output of every row.
+    """
+    criterion = setup.cfg.criterion
+    if criterion == "loss":
+        return loss <= state.target_loss
+    y_hat = model.forward(setup.spec, params, setup.x, _masks(state))
+    if criterion == "margin":
+        return jnp.all(jnp.abs(y_hat - setup.y) < state.margin)
+    return jnp.all(jnp.where(setup.y > 0.5, y_hat > 0.6, y_hat < 0.4))
+
+
 def _early_stopping(setup: Setup, state: MemberState, epoch) -> MemberState:
     """Tracks the best test loss and its params; stops after ``patience`` bad epochs."""
     test_loss = _data_loss(setup, state.params, setup.x_test, setup.y_test, _masks(state))
@@ -214,7 +235,7 @@ def _early_stopping(setup: Setup, state: MemberState, epoch) -> MemberState:
 
 def _step(setup: Setup, state: MemberState, epoch: Array):
     new_params, new_opt, loss = _descend(setup, state, epoch)
-    reached = (loss <= state.target_loss) & (state.epochs_to_target < 0)
+    reached = criterion_met(setup, state, state.params, loss) & (state.epochs_to_target < 0)
     state = state._replace(
         epochs_to_target=jnp.where(reached, epoch.astype(jnp.int32), state.epochs_to_target))
     if setup.cfg.patience is not None:
@@ -236,7 +257,8 @@ def _finalize(setup: Setup, state: MemberState, epochs):
     masks = _masks(state)
     final_loss = _data_loss(setup, params, setup.x, setup.y, masks)
     nan = jnp.array(jnp.nan, setup.dtype)
-    late = (state.epochs_to_target < 0) & (final_loss <= state.target_loss)  # reached at the end
+    met = criterion_met(setup, state, params, final_loss)
+    late = (state.epochs_to_target < 0) & met  # reached at the end
     metrics = {
         "final_loss": final_loss,
         "train_acc": accuracy(spec, params, setup.x, setup.y, masks) if setup.classes else nan,
@@ -244,7 +266,7 @@ def _finalize(setup: Setup, state: MemberState, epochs):
         "test_acc": accuracy(spec, params, setup.x_test, setup.y_test, masks)
         if setup.has_test and setup.classes else nan,
         "epochs_to_target": jnp.where(late, jnp.asarray(epochs, jnp.int32), state.epochs_to_target),
-        "converged": (final_loss <= state.target_loss) & ~state.diverged,
+        "converged": met & ~state.diverged,
         "diverged": state.diverged,
         "stopped_epoch": state.stopped_epoch,
     }

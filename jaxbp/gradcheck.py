@@ -72,7 +72,8 @@ def compare(spec: model.Spec, key: jax.Array, batch: int = 5, l1: float = 0.0, l
 
 def _describe(spec: model.Spec) -> str:
     sizes = "-".join(map(str, spec.sizes))
-    return f"{sizes} {spec.activation}/{spec.output}/{spec.loss}"
+    extra = (" shortcuts" if spec.shortcuts else "") + (" sum" if spec.reduction == "sum" else "")
+    return f"{sizes} {spec.activation}/{spec.output}/{spec.loss}{extra}"
 
 
 def main(argv=None) -> int:
@@ -104,12 +105,17 @@ def main(argv=None) -> int:
 
 
 def _cases(specs):
-    """Each spec as it is, and (with hidden layers) as a narrower net padded to it."""
+    """Each spec as it is; with hidden layers, also as a narrower net padded to it, and
+    with shortcut weights and a summed loss (the classic papers' conventions)."""
+    import dataclasses
+
     for spec in specs:
         yield spec, None
         hidden = spec.sizes[1:-1]
         if hidden and min(hidden) > 1:
             yield spec, [w - 1 for w in hidden]
+        if hidden:
+            yield dataclasses.replace(spec, shortcuts=True, reduction="sum"), None
 
 
 def _report(specs, args) -> int:

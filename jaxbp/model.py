@@ -49,6 +49,7 @@ LOSS_OUTPUTS: dict[str, tuple[str, ...]] = {
     "ce": ("softmax",),
 }
 INIT_SCHEMES = ("normal", "uniform", "xavier", "he")
+REDUCTIONS = ("mean", "sum")
 BIAS_MODES = ("zeros", "same")
 
 
@@ -87,12 +88,18 @@ class Spec:
         activation: hidden nonlinearity, one of ``ACTIVATIONS``.
         output: output nonlinearity, one of ``OUTPUTS``.
         loss: ``"mse"`` (any output), ``"bce"`` (sigmoid output) or ``"ce"`` (softmax output).
+        reduction: ``"mean"`` over the batch's rows, or ``"sum"`` (the 1980s convention:
+            the gradient, and so the effective learning rate, is n times the mean's).
+        shortcuts: weights ``S`` from the inputs straight to the output layer:
+            ``z_L = h_{L-1} W_L + b_L + x S`` (the 2-1-1 XOR network needs them).
     """
 
     sizes: tuple[int, ...]
     activation: str = "sigmoid"
     output: str = "sigmoid"
     loss: str = "mse"
+    reduction: str = "mean"
+    shortcuts: bool = False
 
     def __post_init__(self):
         sizes = tuple(self.sizes)
@@ -111,6 +118,9 @@ class Spec:
                 f"loss={self.loss!r} cannot follow output={self.output!r}; "
                 f"{self.loss!r} needs output in {list(LOSS_OUTPUTS[self.loss])}"
             )
+        _check_choice("reduction", self.reduction, REDUCTIONS)
+        if self.shortcuts and len(sizes) < 3:
+            raise ValueError(f"shortcuts need a hidden layer; sizes={sizes} has none")
         if self.output == "softmax" and sizes[-1] < 2:
             # softmax over one unit is the constant 1: such a network can never learn.
             raise ValueError(
@@ -127,6 +137,7 @@ class Spec:
 def _draw(key: PRNGKey, scheme: str, scale, shape, fan_in, fan_out, dtype):
     """Draws one array of ``shape`` from the named scheme (fans are the layer's; they and
     ``scale`` may be traced)."""
+    shape = (shape,) if isinstance(shape, int) else shape
     if scheme == "normal":  # N(0, scale²)
         return scale * jax.random.normal(key, shape, dtype)
     if scheme == "uniform":  # U[-scale, scale)
@@ -139,12 +150,11 @@ def _draw(key: PRNGKey, scheme: str, scale, shape, fan_in, fan_out, dtype):
 
 
 def _per_unit(key: PRNGKey, rows: int, cols: int, draw) -> Array:
-    """``out[i, j] = draw(fold_in(fold_in(key, j), i))``: every number has its own key, so
-    a unit's weights do not depend on how many other units the layer has."""
-    def one(i, j):
-        return draw(jax.random.fold_in(jax.random.fold_in(key, j), i))
-
-    return jax.vmap(lambda i: jax.vmap(lambda j: one(i, j))(jnp.arange(cols)))(jnp.arange(rows))
+    """``out[:, j] = draw(fold_in(key, j), rows)``: unit ``j``'s incoming weights come from
+    its own key, so they do not depend on how many other units the layer has; and with
+    JAX's partitionable threefry (the default since JAX 0.5) element ``i`` of a draw depends
+    only on ``i``, so a column is the same for any padded ``rows`` (a test pins both)."""
+    return jax.vmap(lambda j: draw(jax.random.fold_in(key, j), rows), out_axes=1)(jnp.arange(cols))
 
 
 def init(
@@ -160,10 +170,10 @@ def init(
 
     Args:
         spec: the network shape.
-        key: a PRNG key. Layer ``l``'s weight ``W[i, j]`` is drawn with key
-            ``fold_in(fold_in(fold_in(fold_in(key, l), 0), j), i)`` and its bias ``b[j]``
-            with ``fold_in(fold_in(fold_in(key, l), 1), j)``: one key per number, so a
-            network's values do not depend on how wide its layers are padded.
+        key: a PRNG key. Layer ``l``'s weights into unit ``j``, ``W[:, j]``, are drawn with
+            key ``fold_in(fold_in(fold_in(key, l), 0), j)`` and its bias ``b[j]`` as element
+            ``j`` of a draw with ``fold_in(fold_in(key, l), 1)``: a network's values do not
+            depend on how wide its layers are padded.
         scheme: ``normal`` N(0, scale²), ``uniform`` U[-scale, scale), ``xavier`` (Glorot
             uniform) or ``he`` (He normal). For ``xavier`` and ``he``, ``scale`` is a gain
             multiplying the standard bound or deviation.
@@ -187,16 +197,21 @@ def init(
         layer_key = jax.random.fold_in(key, l)
         wkey, bkey = jax.random.fold_in(layer_key, 0), jax.random.fold_in(layer_key, 1)
 
-        def draw(k, fan_in=fan_in, fan_out=fan_out):
-            return _draw(k, scheme, scale, (), fan_in, fan_out, dtype)
+        def draw(k, n, fan_in=fan_in, fan_out=fan_out):
+            return _draw(k, scheme, scale, n, fan_in, fan_out, dtype)
 
         W = _per_unit(wkey, rows, cols, draw)
-        b = jnp.zeros((cols,), dtype) if bias == "zeros" else _per_unit(bkey, 1, cols, draw)[0]
+        b = jnp.zeros((cols,), dtype) if bias == "zeros" else draw(bkey, cols)
         if live is not None:  # padded units: nothing in, nothing out
             in_live = (jnp.arange(rows) < fan_in).astype(dtype)
             out_live = (jnp.arange(cols) < fan_out).astype(dtype)
             W, b = W * in_live[:, None] * out_live[None, :], b * out_live
         params.append({"W": W, "b": b})
+    if spec.shortcuts:  # input -> output weights, drawn like the last layer's W
+        n_in, n_out = spec.sizes[0], spec.sizes[-1]
+        skey = jax.random.fold_in(jax.random.fold_in(key, spec.num_layers - 1), 2)
+        params[-1]["S"] = _per_unit(skey, n_in, n_out,
+                                    lambda k, n: _draw(k, scheme, scale, n, n_in, n_out, dtype))
     return params
 
 
@@ -215,6 +230,9 @@ def check_inputs(spec: Spec, params: Params, x: Array, y: Array | None = None) -
                 f"layer {l}: W{jnp.shape(layer['W'])}, b{jnp.shape(layer['b'])} do not fit "
                 f"spec {spec.sizes}; expected W{(fan_in, fan_out)}, b{(fan_out,)}"
             )
+    if spec.shortcuts and jnp.shape(params[-1].get("S")) != (spec.sizes[0], spec.sizes[-1]):
+        raise ValueError(f"shortcuts need S{(spec.sizes[0], spec.sizes[-1])} in the last layer; "
+                         f"it has {jnp.shape(params[-1].get('S'))}")
     if jnp.ndim(x) != 2 or jnp.shape(x)[1] != spec.sizes[0]:
         raise ValueError(f"x has shape {jnp.shape(x)}; expected (batch, {spec.sizes[0]})")
     if y is not None and jnp.shape(y) != (jnp.shape(x)[0], spec.sizes[-1]):
@@ -237,6 +255,8 @@ def trace(spec: Spec, params: Params, x: Array, masks=None) -> tuple[list[Array]
         if l < len(params) - 1:
             h = act(zs[-1])
             hs.append(h if masks is None else h * masks[l][None, :])
+    if spec.shortcuts:
+        zs[-1] = zs[-1] + matmul(x, params[-1]["S"])
     return hs, zs
 
 
@@ -252,8 +272,9 @@ def forward(spec: Spec, params: Params, x: Array, masks=None) -> Array:
 
 
 def data_loss(spec: Spec, z_out: Array, y: Array) -> Array:
-    """The batch-mean loss computed from the output pre-activation ``z_out``."""
-    n = z_out.shape[0]
+    """The batch's loss (mean over rows, or sum with ``reduction="sum"``) computed from the
+    output pre-activation ``z_out``."""
+    n = z_out.shape[0] if spec.reduction == "mean" else 1
     if spec.loss == "mse":
         residual = OUTPUTS[spec.output](z_out) - y
         return 0.5 * jnp.sum(residual**2) / n
@@ -265,7 +286,7 @@ def data_loss(spec: Spec, z_out: Array, y: Array) -> Array:
 
 def penalty(params: Params, l1: float = 0.0, l2: float = 0.0) -> Array:
     """``l2 · ½ Σ W² + l1 · Σ |W|`` over every weight matrix; biases are not penalised."""
-    weights = [layer["W"] for layer in params]
+    weights = [layer["W"] for layer in params] + [layer["S"] for layer in params if "S" in layer]
     # |W| written as W·sign(W): its autodiff subgradient at 0 is sign(0) = 0, the same
     # convention as the hand-derived backward (jnp.abs would give 1 there and move a
     # weight that is exactly zero, such as a padded unit's).
