@@ -103,10 +103,21 @@ def check_jobs(jobs: list[list[str]], config_name: str | None, out_dir: Path | N
         label = " ".join(overrides)
         try:
             composed = compose(config_name=config_name or "config", overrides=overrides)
-        except HydraException as err:
+        except (HydraException, ValueError) as err:  # ValueError: e.g. optim=1 (not a name)
             cause = f"\n{err.__cause__}" if err.__cause__ else ""
             app.refuse_message(f"job {label} cannot be composed:\n{err}{cause}")
         check_job(composed, label, out_dir)
+
+
+def check_sweeper_arguments(cfg: DictConfig, config_name: str | None) -> None:
+    """A sweeper that chooses its jobs as it goes may offer ``check_arguments(config,
+    config_name)``: it refuses a bad search space here, before the sweep dir is claimed."""
+    from hydra.utils import get_class
+
+    target = OmegaConf.select(cfg, "hydra.sweeper._target_")
+    check = getattr(get_class(target), "check_arguments", None) if target else None
+    if check is not None:
+        check(cfg, config_name)
 
 
 def _dirs_by_num(sweep_dir: Path) -> dict[int, list[Path]]:
@@ -123,7 +134,8 @@ def _job_row(sweep_dir: Path, entry: dict, dirs: list[Path], shared: dict[Path, 
     """One sweep.csv row, and the job's seeds frame when it is ok."""
     keys = override_values(entry["overrides"])
     num = int(entry["num"])
-    row = {**keys, "job": num, "job_dir": "", "status": "missing",
+    trial = {"trial": int(entry["trial"])} if "trial" in entry else {}
+    row = {**keys, **trial, "job": num, "job_dir": "", "status": "missing",
            "reason": "no results (interrupted or not run)"}
     if not dirs:
         return row, None
@@ -205,6 +217,8 @@ class SweepCallback(Callback):
         if is_basic_sweep(config):
             jobs = expand_jobs(sweep_overrides(config))
             check_jobs(jobs, kwargs.get("config_name"), Path(str(config.hydra.sweep.dir)))
+        else:
+            check_sweeper_arguments(config, kwargs.get("config_name"))
         # Other sweepers choose jobs as they go: each job checks itself, and their own
         # launcher (or sweeper) records the jobs it launches.
         store = results.SweepDir(Path(config.hydra.sweep.dir))

@@ -13,15 +13,13 @@ asks only the trials still missing. So every trial number occurs once, and a stu
 rerun with ``n_trials=12`` ends with 12.
 """
 
-
 # No `from __future__ import annotations`: Hydra's plugin scan runs this module before it
 # is in sys.modules, where dataclasses look string annotations up.
 import logging
 import os
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NamedTuple, Optional
+from typing import Any, Optional
 
 from hydra.core.config_store import ConfigStore
 from hydra.plugins.sweeper import Sweeper
@@ -32,9 +30,9 @@ from omegaconf import DictConfig, OmegaConf
 # when another one imported it first, so a class imported by name would be a stale copy.
 from . import objective as objectives
 from . import space as spaces
+from . import study as studies
 
 log = logging.getLogger(__name__)
-STUDY_FILE, STUDY_NAME, BEST_FILE = "study.db", "jaxbp", "best.json"
 
 
 @dataclass
@@ -62,11 +60,6 @@ class Plan:
     objective: str
     direction: str
     seed: int
-
-
-class _Trial(NamedTuple):
-    number: int
-    params: dict[str, Any]
 
 
 def check_arguments(config: DictConfig, config_name: str | None,
@@ -102,14 +95,14 @@ def _plan(node: DictConfig, arguments: list[str]) -> Plan:
     valid = sweep.stat_columns()
     if node.objective not in valid:
         raise spaces.SpaceError(f"hydra.sweeper.objective={node.objective} is not a sweep.csv figure; "
-                         f"choose one of {', '.join(valid)}")
+                                f"choose one of {', '.join(valid)}")
     direction = node.direction or objectives.default_direction(node.objective)
     if direction not in objectives.DIRECTIONS:
         raise spaces.SpaceError(f"hydra.sweeper.direction={direction}: choose maximize or minimize")
     space = spaces.parse(OmegaConf.to_container(node.params), arguments)
     if not space.dimensions:
         raise spaces.SpaceError("nothing to search: give a key choice(...), range(...) or interval(...), "
-                         "e.g. lr='tag(log,interval(0.001,10))'")
+                                "e.g. lr='tag(log,interval(0.001,10))'")
     return Plan(space, node.n_trials, node.batch, node.objective, direction, node.seed)
 
 
@@ -129,16 +122,18 @@ def _compose(config_name: str | None, overrides: list[str]) -> DictConfig:
 
 def _check_numeric(space: "spaces.Space", composed: DictConfig) -> None:
     """range/interval on a text key would compose (OmegaConf turns 0.5 into '0.5'): refuse."""
+    from optuna.distributions import FloatDistribution
+
     from jaxbp import app
 
     for name, dim in space.dimensions.items():
-        value = OmegaConf.select(composed, name)
         if dim.texts:
             continue
+        value = OmegaConf.select(composed, name)
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             app.refuse_message(f"{name}: range(...) and interval(...) sample numbers, but {name} takes "
                                f"{type(value).__name__} values; list its options with choice(...)")
-        if isinstance(value, int) and type(dim.distribution).__name__ == "FloatDistribution":
+        if isinstance(value, int) and isinstance(dim.distribution, FloatDistribution):
             app.refuse_message(f"{name} takes integers: use range(low,stop) (stop excluded), not interval(...)")
 
 
@@ -158,42 +153,18 @@ def _unclaim(sweep_dir: Path) -> None:
             pass
 
 
-def storage_url(sweep_dir: Path) -> str:
-    return f"sqlite:///{(Path(sweep_dir) / STUDY_FILE).resolve()}"
-
-
-def open_study(sweep_dir: Path, plan: Plan):
-    """The sweep dir's study, created on first use; its sampler's seed moves on with the
-    study's length, so a resumed study does not redraw the trials it already has."""
-    import optuna
-    from optuna.exceptions import ExperimentalWarning
-
-    from jaxbp import app
-
-    optuna.logging.set_verbosity(optuna.logging.WARNING)  # the sweep logs each batch itself
-    study = optuna.create_study(storage=storage_url(sweep_dir), study_name=STUDY_NAME,
-                                direction=plan.direction, load_if_exists=True)
-    if study.direction.name.lower() != plan.direction:
-        app.refuse_message(f"{sweep_dir / STUDY_FILE} holds a study that was to "
-                           f"{study.direction.name.lower()}; choose a new hydra.sweep.dir")
-    if "objective" not in study.user_attrs:  # for readers of study.db alone (plot_study)
-        study.set_user_attr("objective", plan.objective)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ExperimentalWarning)
-        study.sampler = optuna.samplers.TPESampler(seed=plan.seed + len(study.get_trials(deepcopy=False)),
-                                                   constant_liar=True)
-    return study
-
-
 class OptunaSweeper(Sweeper):
     """Its settings are read from ``hydra.sweeper`` by :func:`check_arguments`, the same
     reading the sweep callback's pre-check makes, so the constructor ignores them."""
+
+    check_arguments = staticmethod(check_arguments)  # found by the sweep callback's pre-check
 
     def __init__(self, **settings: Any) -> None:
         super().__init__()
         self.config: DictConfig | None = None
         self.hydra_context: HydraContext | None = None
         self.launcher = None
+        self.sweep_dir: Path | None = None
 
     def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction,
               config: DictConfig) -> None:
@@ -211,23 +182,24 @@ class OptunaSweeper(Sweeper):
         except SystemExit:
             _unclaim(self.sweep_dir)
             raise
-        study = open_study(self.sweep_dir, plan)
-        returns = [self._launch(study, plan, chunk)
-                   for chunk in _chunks(_left_running(study, plan), plan.batch)]
-        while (missing := plan.n_trials - _finished(study)) > 0:
+        study = studies.open_study(self.sweep_dir, plan.direction, plan.objective, plan.seed)
+        resumed = studies.left_running(study, set(plan.space.dimensions))
+        returns = [self._launch(study, plan, chunk) for chunk in _chunks(resumed, plan.batch)]
+        while (missing := plan.n_trials - studies.finished(study)) > 0:
             asked = [study.ask(plan.space.distributions) for _ in range(min(plan.batch, missing))]
-            returns.append(self._launch(study, plan, [_Trial(t.number, t.params) for t in asked]))
+            returns.append(self._launch(study, plan, [studies.Asked(t.number, t.params) for t in asked]))
         if not returns:
-            log.info(f"the study already has {_finished(study)} finished trials (n_trials={plan.n_trials})")
+            log.info(f"the study already has {studies.finished(study)} finished trials "
+                     f"(n_trials={plan.n_trials}): nothing to train")
         return returns
 
-    def _launch(self, study, plan: Plan, trials: list[_Trial]) -> list:
+    def _launch(self, study, plan: Plan, trials: list) -> list:
         """Launches trials (one launch per run of consecutive numbers, normally the whole
         batch), records them as the sweep's jobs and tells Optuna each job's figure."""
         from jaxbp import results
 
         returns, told = [], []
-        for run in _consecutive(trials):
+        for run in studies.consecutive(trials):
             overrides = [plan.space.overrides(t.params) for t in run]
             run_returns = self.launcher.launch(overrides, initial_job_idx=run[0].number)
             results.SweepDir(self.sweep_dir).add_jobs(
@@ -235,15 +207,15 @@ class OptunaSweeper(Sweeper):
             for trial, ret in zip(run, run_returns):
                 told.append(self._tell(study, plan, trial, ret))
             returns.extend(run_returns)
-        best = write_best(self.sweep_dir, study, plan)
+        best = studies.write_best(self.sweep_dir, study, plan)
         figures = ", ".join("failed" if v is None else f"{v:.4g}" for v in told)
         best_text = "" if best is None else (
             f"; best {best.value:.4g} (trial {best.number}: "
-            f"{' '.join(plan.space.overrides(best.params)[:len(plan.space.dimensions)])})")
-        log.info(f"trials {_label([t.number for t in trials])}: {plan.objective} {figures}{best_text}")
+            f"{' '.join(plan.space.sampled(best.params))})")
+        log.info(f"trials {studies.label([t.number for t in trials])}: {plan.objective} {figures}{best_text}")
         return returns
 
-    def _tell(self, study, plan: Plan, trial: _Trial, ret) -> float | None:
+    def _tell(self, study, plan: Plan, trial, ret) -> float | None:
         from hydra.core.utils import JobStatus
         from optuna.trial import TrialState
 
@@ -264,66 +236,5 @@ class OptunaSweeper(Sweeper):
         return value
 
 
-def _finished(study) -> int:
-    from optuna.trial import TrialState
-
-    return len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.FAIL,
-                                                        TrialState.PRUNED)))
-
-
-def _left_running(study, plan: Plan) -> list[_Trial]:
-    """Trials an interrupted run left RUNNING (this run holds the sweep dir's lock, so no
-    other process is running them). One killed while it was being asked lacks parameters:
-    it is told FAIL."""
-    from optuna.trial import TrialState
-
-    trials = []
-    for frozen in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        if set(plan.space.dimensions) <= set(frozen.params):
-            trials.append(_Trial(frozen.number, frozen.params))
-        else:
-            study.tell(frozen.number, state=TrialState.FAIL)
-            log.warning(f"trial {frozen.number} was interrupted while it was asked: recorded as failed")
-    if trials:
-        log.info(f"resuming trials {_label([t.number for t in trials])}, left running by an interrupted "
-                 "run (complete job dirs are not retrained)")
-    return trials
-
-
-def write_best(sweep_dir: Path, study, plan: Plan):
-    """Writes ``best.json``: the best trial (its number is its job's), its parameters,
-    overrides and value. Returns the best trial, or None while no trial is complete."""
-    from optuna.trial import TrialState
-
-    from jaxbp import results
-
-    if not study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-        return None
-    best = study.best_trial
-    results.write_json(Path(sweep_dir) / BEST_FILE, {
-        "objective": plan.objective, "direction": plan.direction, "value": best.value,
-        "trial": best.number, "params": best.params,
-        "overrides": plan.space.overrides(best.params), "finished_trials": _finished(study)})
-    return best
-
-
 def _chunks(items: list, size: int) -> list[list]:
     return [items[i:i + size] for i in range(0, len(items), size)]
-
-
-def _consecutive(trials: list[_Trial]) -> list[list[_Trial]]:
-    """Runs of consecutive trial numbers: a launch numbers its jobs from one start."""
-    runs: list[list[_Trial]] = []
-    for trial in sorted(trials, key=lambda t: t.number):
-        if runs and trial.number == runs[-1][-1].number + 1:
-            runs[-1].append(trial)
-        else:
-            runs.append([trial])
-    return runs
-
-
-def _label(numbers: list[int]) -> str:
-    numbers = sorted(numbers)
-    if len(numbers) > 1 and numbers == list(range(numbers[0], numbers[-1] + 1)):
-        return f"{numbers[0]}-{numbers[-1]}"
-    return ",".join(map(str, numbers))

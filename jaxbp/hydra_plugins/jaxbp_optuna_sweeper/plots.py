@@ -19,7 +19,7 @@ def plot_study(sweep_dir, out_dir) -> list[Path]:
         sweep_dir: a sweep dir of ``hydra/sweeper=jaxbp_optuna``.
         out_dir: where the PNGs go (created if needed).
     """
-    from .optuna_sweeper import STUDY_FILE, STUDY_NAME, storage_url
+    from .study import STUDY_FILE, STUDY_NAME, storage_url
 
     if not (Path(sweep_dir) / STUDY_FILE).is_file():
         return []

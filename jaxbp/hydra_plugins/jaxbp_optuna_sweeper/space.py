@@ -7,7 +7,6 @@ plain value is a fixed override given to every trial. Nothing here imports Optun
 level: Hydra's plugin scan imports this module in every Hydra app of the environment.
 """
 
-
 # No `from __future__ import annotations`: Hydra's plugin scan runs this module before it
 # is in sys.modules, where dataclasses look string annotations up.
 import decimal
@@ -60,9 +59,13 @@ class Space:
     def distributions(self) -> dict[str, Any]:
         return {name: d.distribution for name, d in self.dimensions.items()}
 
+    def sampled(self, params: dict[str, Any]) -> list[str]:
+        """The overrides that set a trial's sampled values."""
+        return [d.override(params[name]) for name, d in self.dimensions.items()]
+
     def overrides(self, params: dict[str, Any]) -> list[str]:
         """A trial's overrides: its sampled values, then the fixed overrides."""
-        return [d.override(params[name]) for name, d in self.dimensions.items()] + list(self.fixed)
+        return self.sampled(params) + list(self.fixed)
 
     def corners(self) -> list[list[str]]:
         """Override lists that together reach every choice and both ends of every range:
