@@ -33,7 +33,8 @@ def _thaw(node):
     return node
 
 
-def _structured(cls):
+def structured(cls):
+    """A Hydra node for a frozen dataclass schema (made mergeable)."""
     return _thaw(OmegaConf.structured(cls))
 
 
@@ -44,13 +45,13 @@ def register() -> None:
 
     paths.expose_hydra_plugins()
     store = ConfigStore.instance()
-    schema = _structured(config.RunConfig)
+    schema = structured(config.RunConfig)
     for group in ("data", "optim"):  # chosen by the defaults list, typed by the base class
         schema._get_node(group)._set_value(MISSING)
     store.store(name="run_schema", node=schema)
     for group, options in (("data", datasets.OPTIONS), ("optim", optimizers.OPTIONS)):
         for name, cls in options.items():
-            store.store(group=group, name=name, node=_structured(cls), provider="jaxbp")
+            store.store(group=group, name=name, node=structured(cls), provider="jaxbp")
     for path in sorted(Path(paths.EXPERIMENTS_DIR).glob("*.yaml")):
         store.store(group="experiment", name=path.stem, node=OmegaConf.load(path), package="_global_")
 
