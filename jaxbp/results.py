@@ -313,13 +313,15 @@ class JobDir:
         layers = sum(1 for k in arrays if k.startswith("W"))
         if not layers:
             raise ResultsError(f"{self.path} kept no params (it ran with save_params=false)")
+        # Arrays are named <leaf><layer>: W0, b0, W1, b1, S1 (shortcuts), ...
+        tree = [{k[0]: v for k, v in arrays.items() if k != "seed" and k[1:] == str(l)} for l in range(layers)]
         if seed is None:
-            return [{"W": arrays[f"W{l}"], "b": arrays[f"b{l}"]} for l in range(layers)]
+            return tree
         rows = np.flatnonzero(arrays["seed"] == seed)
         if not len(rows):
             raise ResultsError(f"seed {seed} is not in {self.path} (seeds {arrays['seed'].min()}–"
                                f"{arrays['seed'].max()})")
-        return [{"W": arrays[f"W{l}"][rows[0]], "b": arrays[f"b{l}"][rows[0]]} for l in range(layers)]
+        return [{k: v[rows[0]] for k, v in layer.items()} for layer in tree]
 
     def data_arrays(self) -> dict[str, np.ndarray]:
         """The train and test arrays the job trained on (``data.npz``)."""
@@ -433,9 +435,14 @@ class Run:
 
         self.dir = job
         self.summary = job.summary()
-        self.cfg = config.from_dict(self.summary["config"])
+        try:
+            self.cfg = config.from_dict(self.summary["config"])
+        except (config.ConfigError, KeyError, TypeError) as err:
+            raise ResultsError(f"{job.path} was written with a config this jaxbp cannot read ({err})") from None
         self.seeds = job.seeds()
         arrays = job.data_arrays()
+        if not {"x_train", "y_train", "x_test", "y_test"} <= set(arrays):
+            raise ResultsError(f"{job.path / 'data.npz'} does not hold the job's data arrays")
         has_classes = bool(self.summary.get("data", {}).get("classes", True))
         self.dataset = data.Dataset(self.cfg.data.name, arrays["x_train"], arrays["y_train"],
                                     arrays["x_test"], arrays["y_test"], has_classes)

@@ -146,10 +146,12 @@ def _mesh_sharding(cfg: RunConfig):
 
 
 def _progress_bar(cfg: RunConfig, show: bool | None, desc: str, total: int, chunks: int):
-    from tqdm.auto import tqdm
-
     if show is None:
         show = cfg.progress and sys.stderr.isatty()
+    if show:
+        from tqdm.auto import tqdm  # a widget in a notebook, text on a terminal
+    else:
+        from tqdm import tqdm  # tqdm.auto would warn in a notebook without ipywidgets
     if chunks > 1:
         desc = f"{desc} ({chunks} member chunks)"
     return tqdm(total=total, unit="epoch", desc=desc, disable=not show, delay=PROGRESS_DELAY_S,
