@@ -245,5 +245,6 @@ def unpad(params: list, hidden: int) -> list:
     """Params of networks padded to wider hidden layers, cut to ``hidden`` units (the
     padded units' weights are zero: nothing is lost)."""
     last = len(params) - 1
-    return [{"W": layer["W"][:, : (hidden if l > 0 else None), : (hidden if l < last else None)],
+    return [{**layer,  # shortcut weights S (inputs to outputs) have no hidden axis
+             "W": layer["W"][:, : (hidden if l > 0 else None), : (hidden if l < last else None)],
              "b": layer["b"][:, : (hidden if l < last else None)]} for l, layer in enumerate(params)]
