@@ -1,13 +1,16 @@
 """Running jaxbp's command-line tools as a user would: in a subprocess."""
 
+import atexit
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
 
 # One persistent compilation cache for every subprocess of the test session, kept out of
-# the user's home: later subprocesses load what earlier ones compiled.
+# the user's home: later subprocesses load what earlier ones compiled. Removed at exit.
 CACHE_DIR = tempfile.mkdtemp(prefix="jaxbp-test-xla-")
+atexit.register(shutil.rmtree, CACHE_DIR, ignore_errors=True)
 
 
 def run_cli(module: str, *args: str, cwd, timeout: int = 300) -> subprocess.CompletedProcess:

@@ -82,13 +82,21 @@ def test_backward_matches_central_differences(x64):
     seed=st.integers(0, 2**31 - 1),
 )
 def test_backward_property_random_sizes(sizes, activation, pair, batch, seed):
+    if pair[0] == "softmax":
+        sizes = [*sizes[:-1], max(2, sizes[-1])]  # a one-unit softmax is refused by Spec
     with jax.enable_x64(True):
         spec = model.Spec(tuple(sizes), activation, *pair)
         key = jax.random.PRNGKey(seed)
-        params = model.init(spec, key, bias="same")
-        x, y = gradcheck.make_batch(spec, jax.random.fold_in(key, 1), batch)
-        _, manual = backprop.backward(spec, params, x, y, l1=0.01, l2=0.01)
-        auto = jax.grad(lambda p: model.loss(spec, p, x, y, l1=0.01, l2=0.01))(params)
+
+        @jax.jit  # one compile per example instead of hundreds of eager dispatches
+        def both(key):
+            params = model.init(spec, key, bias="same")
+            x, y = gradcheck.make_batch(spec, jax.random.fold_in(key, 1), batch)
+            _, manual = backprop.backward(spec, params, x, y, l1=0.01, l2=0.01)
+            auto = jax.grad(lambda p: model.loss(spec, p, x, y, l1=0.01, l2=0.01))(params)
+            return manual, auto
+
+        manual, auto = both(key)
         assert _max_rel_err(manual, auto) < 1e-10
 
 
