@@ -52,8 +52,11 @@ def register() -> None:
     for group, options in (("data", datasets.OPTIONS), ("optim", optimizers.OPTIONS)):
         for name, cls in options.items():
             store.store(group=group, name=name, node=structured(cls), provider="jaxbp")
-    for path in sorted(Path(paths.EXPERIMENTS_DIR).glob("*.yaml")):
-        store.store(group="experiment", name=path.stem, node=OmegaConf.load(path), package="_global_")
+    root = Path(paths.EXPERIMENTS_DIR)
+    for path in sorted([*root.glob("*.yaml"), *root.glob("reproductions/*.yaml")]):
+        # experiments/reproductions/x.yaml is +experiment=reproductions/x
+        group = "/".join(["experiment", *path.relative_to(root).parent.parts])
+        store.store(group=group, name=path.stem, node=OmegaConf.load(path), package="_global_")
 
 
 def to_run_config(composed: DictConfig) -> config.RunConfig:

@@ -92,6 +92,24 @@ class Parity(DataOption):
 
 
 @dataclass(frozen=True)
+class Symmetry(DataOption):
+    """All 2**bits binary vectors; y = 1 when the vector is its own mirror image
+    (Rumelhart, Hinton & Williams 1986, Nature, Fig. 1: 6 bits, 8 of 64 symmetric)."""
+
+    name: str = "symmetry"
+    bits: int = 6
+
+    def __post_init__(self):
+        super().__post_init__()
+        check_int("data.bits", self.bits, 2, 20, "an integer in [2, 20] (2**bits rows)")
+
+    def arrays(self):
+        codes = np.arange(2**self.bits)
+        x = ((codes[:, None] >> np.arange(self.bits)[::-1]) & 1).astype(np.float64)
+        return x, np.all(x == x[:, ::-1], axis=1).astype(int), True
+
+
+@dataclass(frozen=True)
 class Encoder(DataOption):
     """The N-M-N encoder/decoder (Rumelhart et al. 1986; Fahlman 1988): ``bits`` one-hot
     inputs, each to be reproduced at ``bits`` outputs through a narrower hidden layer."""
@@ -228,7 +246,7 @@ class File(DataOption):
 
 
 OPTIONS: dict[str, type[DataOption]] = {cls.own_name(): cls for cls in (
-    Xor, Parity, Encoder, Moons, Circles, Spirals, Digits, Iris, BreastCancer, Wine, File)}
+    Xor, Parity, Symmetry, Encoder, Moons, Circles, Spirals, Digits, Iris, BreastCancer, Wine, File)}
 
 
 def option(name: str = "xor", **values) -> DataOption:

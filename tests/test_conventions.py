@@ -81,3 +81,24 @@ def test_encoder_is_n_one_hot_patterns_to_themselves():
 def test_shortcuts_need_a_hidden_layer():
     with pytest.raises(config.ConfigError, match="shortcuts"):
         _cfg(depth=0, shortcuts=True)
+
+
+def test_symmetry_marks_the_mirror_images():
+    ds = data.option("symmetry", bits=6).load()
+    assert ds.x_train.shape == (64, 6) and ds.y_train.sum() == 8  # 2**3 palindromes of 6 bits
+    for x, y in zip(ds.x_train, ds.y_train[:, 0]):
+        assert y == float((x == x[::-1]).all())
+
+
+def test_every_reproduction_composes():
+    from hydra import compose, initialize_config_dir
+
+    from jaxbp import app, paths
+
+    app.register()
+    names = sorted(p.stem for p in (paths.EXPERIMENTS_DIR / "reproductions").glob("*.yaml"))
+    assert len(names) >= 3
+    with initialize_config_dir(config_dir=str(paths.CONF_DIR), version_base="1.3"):
+        for name in names:
+            cfg = app.to_run_config(compose(config_name="config", overrides=[f"+experiment=reproductions/{name}"]))
+            assert cfg.loss_reduction == "sum" and cfg.init.bias == "same"
