@@ -1,23 +1,33 @@
-"""``python -m jaxbp.report <run-or-sweep-dir>``: figures and a ``report.md`` from results.
+"""``python -m jaxbp.report <run-or-sweep-dir> [--seed N]``: figures and a ``report.md``.
 
-It only reads files: a sweep dir (``sweep.csv`` and its job dirs), a run dir (``seeds.csv``,
-``curves.csv``, ``summary.json``), or a ``bench.csv`` (throughput against seeds). Output goes
-to ``<dir>/report/`` (next to a ``bench.csv``, ``bench_report/``).
+It reads results only through :mod:`jaxbp.results`: a sweep dir (its ``sweep.csv`` and the
+job dirs it lists), a run dir, or a ``bench.csv`` (throughput against seeds); it never
+writes a result file. ``--seed N`` draws one network of a run. Output goes to
+``<dir>/report/`` (next to a ``bench.csv``, ``bench_report/``). How fast seeds learn is
+shown by Kaplan–Meier curves, which count the seeds that never reached the target too.
+Anything it cannot use ends the command with one line and exit status 2.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
 
 from jaxbp import results, stats
+from jaxbp.checks import ConfigError
 
 FIGURE_DPI = 110
+# What a run or sweep report draws; one it did not draw this time is removed, not left stale.
+FIGURE_NAMES = ("success_rate.png", "curves.png", "final_loss.png", "km.png", "decision_boundaries.png",
+                "epochs_to_target.png")
+FAINT_SEEDS = 30  # single seeds drawn behind a run's median curve
+BOUNDARY_SEEDS = 4  # networks in a run's decision-boundary figure
+BAR_ROWS = 60  # training rows in a seed's output bar chart
 
 
 class ReportError(Exception):
@@ -25,14 +35,34 @@ class ReportError(Exception):
 
 
 def kind_of(path: Path) -> str:
-    if path.is_file() and path.suffix == ".csv" and "seed_epochs_per_s" in pd.read_csv(path, nrows=0):
-        return "bench"
-    if path.is_dir() and ((path / "sweep.csv").is_file() or (path / "multirun.yaml").is_file()):
-        return "sweep"
-    if path.is_dir() and (path / "summary.json").is_file() and (path / "seeds.csv").is_file():
-        return "run"
+    """``bench``, ``atlas``, ``sweep`` or ``run``."""
+    if path.is_file() and path.suffix == ".csv":
+        try:
+            columns = pd.read_csv(path, nrows=0).columns
+        except (OSError, ValueError, pd.errors.ParserError):
+            raise ReportError(f"{path} cannot be read as a CSV table") from None
+        if "seed_epochs_per_s" in columns:
+            return "bench"
+    if path.is_dir():
+        if (path / "atlas.npz").is_file():
+            return "atlas"
+        if any((path / name).is_file() for name in ("sweep.csv", "sweep.json", "multirun.yaml")) or any(
+                path.glob(f"*/{results.MARKER}")) or any(path.glob("*/.hydra")):
+            return "sweep"
+        if any((path / name).is_file() for name in (results.MARKER, "summary.json", "seeds.csv")):
+            return "run"
     raise ReportError(f"{path} is neither a jaxbp run dir (seeds.csv, summary.json), a sweep dir "
                       "(sweep.csv) nor a bench.csv")
+
+
+def _write_report(out: Path, text: list[str], figs: list[Path]) -> list[Path]:
+    """Writes ``report.md`` (``text`` and the figures) and removes figures of an earlier
+    report that this one did not draw; returns the files written."""
+    for name in set(FIGURE_NAMES) - {p.name for p in figs}:
+        (out / name).unlink(missing_ok=True)
+    text = text + [f"![{p.stem}]({p.name})" for p in figs]
+    results.write_text(out / "report.md", "\n".join(text) + "\n")
+    return [*figs, out / "report.md"]
 
 
 def _save(fig, out: Path, name: str) -> Path:
@@ -45,184 +75,438 @@ def _save(fig, out: Path, name: str) -> Path:
     return path
 
 
-def _fmt(value) -> str:
-    if isinstance(value, (float, np.floating)):
-        return "" if np.isnan(value) else f"{value:.4g}"
-    return str(value)
+# ---------------------------------------------------------------- reading a job
+class Job(NamedTuple):
+    """A complete job as the report needs it."""
+
+    label: str
+    dir: results.JobDir
+    summary: dict
+    seeds: pd.DataFrame
+    figures: dict  # stats.SUMMARY_COLUMNS
+    survival: stats.Survival
+
+    @property
+    def config(self) -> dict:
+        return self.summary["config"]
+
+
+def read_job(path: Path, label: str = "") -> Job:
+    """A complete job dir's summary, seeds and figures (those of summary.json, which
+    ``sweep.csv`` shows too; recomputed for a dir written before they existed)."""
+    job = results.JobDir(path)
+    why = job.why_incomplete()
+    if why is not None:
+        raise ReportError(f"{path} is not a complete jaxbp job ({why})")
+    summary = job.summary()
+    cfg = summary.get("config")
+    if not isinstance(cfg, dict) or not isinstance(cfg.get("epochs"), int) or not isinstance(summary.get("spec"), list):
+        raise ReportError(f"{path / 'summary.json'} lacks the job's config or spec (written by another jaxbp?)")
+    seeds = job.seeds()
+    figures = ({k: summary[k] for k in stats.SUMMARY_COLUMNS} if all(k in summary for k in stats.SUMMARY_COLUMNS)
+               else stats.summarize_seeds(seeds, cfg["epochs"]))
+    return Job(label, job, summary, seeds, figures, stats.kaplan_meier(seeds, cfg["epochs"]))
+
+
+# ---------------------------------------------------------------- words for figures
+def _fmt(value, spec: str = ".4g") -> str:
+    return "" if value is None or (isinstance(value, float) and np.isnan(value)) else format(value, spec)
+
+
+def target_phrase(cfg: dict) -> str:
+    """What "reaching the target" means under the job's criterion."""
+    criterion = cfg.get("criterion", "loss")
+    if criterion == "margin":
+        return f"every output within {cfg.get('margin', 0.5):g} of its target"
+    if criterion == "fahlman":
+        return "every output right by Fahlman's 40-20-40 rule"
+    return f"train loss ≤ {cfg.get('target_loss', float('nan')):g}"
+
+
+def median_text(figures: dict, epochs: int) -> str:
+    """The Kaplan–Meier median with its interval: ``120 [95, 160]``, ``not reached``."""
+    median = figures.get("epochs_to_target_km_median")
+    if median is None:
+        return "not reached"
+    low, high = figures.get("epochs_to_target_km_median_ci_low"), figures.get("epochs_to_target_km_median_ci_high")
+    return f"{median:.0f} [{_fmt(low, '.0f') or '?'}, {'>' + str(epochs) if high is None else format(high, '.0f')}]"
+
+
+def _ci(value, low, high, spec=".3g", scale=1.0, missing="—") -> str:
+    """``value [low, high]``; an upper bound that is unbounded (a resample where no seed
+    solved costs infinitely many epochs) reads ``∞``."""
+    if value is None:
+        return missing
+    low = "?" if low is None else format(scale * low, spec)
+    high = "∞" if high is None else format(scale * high, spec)
+    return f"{scale * value:{spec}} [{low}, {high}]"
+
+
+def describe_job(summary: dict, swept=()) -> str:
+    """What the job trained, leaving out what a sweep varies."""
+    cfg = summary["config"]
+    sizes = "" if {"hidden", "depth"} & set(swept) else " " + "-".join(map(str, summary["spec"]))
+    optim = "" if "optim" in swept else f", {cfg.get('optim', {}).get('name', '?')}"
+    lr = "" if "lr" in swept else f" lr={cfg.get('lr', float('nan')):g}"
+    epochs = "" if "epochs" in swept else f", {cfg['epochs']} epochs"
+    return (f"{cfg.get('data', {}).get('name', '?')}{sizes} {cfg.get('activation')}/{cfg.get('output')}/"
+            f"{cfg.get('loss')}{optim}{lr}{epochs}, {summary.get('num_seeds', '?')} seeds")
 
 
 def _markdown_table(frame: pd.DataFrame) -> str:
     lines = ["| " + " | ".join(frame.columns) + " |", "|" + "---|" * len(frame.columns)]
-    lines += ["| " + " | ".join(_fmt(v) for v in row) + " |" for row in frame.itertuples(index=False)]
+    lines += ["| " + " | ".join(str(v) for v in row) + " |" for row in frame.itertuples(index=False)]
     return "\n".join(lines)
 
 
-def _job_label(row: pd.Series, swept: list[str]) -> str:
-    return " ".join(f"{k}={_fmt(row[k])}" for k in swept) or f"job {row['job']}"
+def _diverged(job: Job) -> set:
+    return set(job.seeds.loc[job.seeds["diverged"].astype(bool), "seed"])
 
 
-def _describe_job(summary: dict, swept=()) -> str:
-    """What the run trained, leaving out what a sweep varies."""
-    cfg = summary["config"]
-    sizes = "" if {"hidden", "depth"} & set(swept) else " " + "-".join(map(str, summary["spec"]))
-    optim = "" if "optim" in swept else f", {cfg['optim']['name']}"
-    lr = "" if "lr" in swept else f" lr={cfg['lr']:g}"
-    epochs = "" if "epochs" in swept else f", {cfg['epochs']} epochs"
-    return (f"{cfg['data']['name']}{sizes} {cfg['activation']}/{cfg['output']}/{cfg['loss']}"
-            f"{optim}{lr}{epochs}, {summary['num_seeds']} seeds")
+def _diverged_note(job: Job) -> str:
+    n, diverged = len(job.seeds), len(_diverged(job))
+    return "" if not diverged else f"all {n} diverged" if diverged == n else f"{diverged} of {n} diverged"
 
 
-def _sweep_figures(sweep_dir: Path, ok: pd.DataFrame, swept: list[str], jobs: dict[str, str],
-                   seeds: dict[str, pd.DataFrame], what: str, target: float) -> list[Path]:
-    """The sweep's PNGs: success rates, loss curves, final losses, epochs to target."""
+# ---------------------------------------------------------------- figures both reports draw
+def _curve_figure(jobs: list[Job], kept: dict[str, pd.DataFrame], what: str, single: bool):
+    """Median and IQR of the kept curves per job, on a y range that diverged seeds do not
+    stretch; the title says how many seeds' curves that is (``curve_seeds``, not ``num_seeds``)."""
     from jaxbp import figures
 
-    out, figs = sweep_dir / "report", []
-    success_title = f"Seeds reaching loss ≤ {target:g}: {what}"
-    if len(swept) >= 2:
-        figs.append(_save(figures.success_heatmap(ok, swept[0], swept[1], swept[2:], success_title),
-                          out, "success_rate.png"))
-    elif len(swept) == 1:
-        figs.append(_save(figures.success_bars(ok, swept[0], success_title), out, "success_rate.png"))
-    curves = {jobs[d]: pd.read_csv(sweep_dir / d / "curves.csv") for d in jobs}
-    figs.append(_save(figures.curve_panels(curves, f"Train loss, median and IQR across seeds: {what}"),
-                      out, "curves.png"))
+    by_label = {j.label: j for j in jobs}
+    steady = [c[~c["seed"].isin(_diverged(by_label[n]))] for n, c in kept.items()]
+    limits = figures.loss_limits([c for c in steady if len(c)] or list(kept.values()))
+    cover = {n: f"{c['seed'].nunique()} of {len(by_label[n].seeds)} seeds' curves" for n, c in kept.items()}
+    same = len(set(cover.values())) == 1  # else each panel says how many curves it holds
+    notes = {n: ", ".join(t for t in ("" if same else cover[n], _diverged_note(by_label[n])) if t) for n in kept}
+    title = f"Train loss, median and IQR over {next(iter(cover.values())) if same else 'the kept curves'}"
+    if single:
+        title += f"; grey: {min(FAINT_SEEDS, kept[jobs[0].label]['seed'].nunique())} single seeds"
+    return figures.curve_panels(kept, f"{title}: {what}", faint=FAINT_SEEDS if single else 0, notes=notes,
+                                limits=limits, last_epoch=jobs[0].config["epochs"] if single else None)
+
+
+def _common_figures(jobs: list[Job], out: Path, what: str, single: bool) -> tuple[list[Path], list[str]]:
+    """Loss curves (when kept), final losses and Kaplan–Meier curves; and notes for report.md."""
+    from jaxbp import figures
+
+    figs, notes = [], []
+    curves = {j.label: j.dir.curves() for j in jobs}
+    kept = {name: c for name, c in curves.items() if len(c)}
+    lost = [name for name, c in curves.items() if not len(c)]
+    if lost:
+        which = "" if single else f" for {', '.join(lost)}"
+        notes.append(f"No loss curves were kept{which} (curve_seeds=0), so they are not drawn.")
+    if kept:
+        figs.append(_save(_curve_figure(jobs, kept, what, single), out, "curves.png"))
+    cfg = jobs[0].config
+    target = cfg.get("target_loss") if cfg.get("criterion", "loss") == "loss" else None
     figs.append(_save(figures.final_loss_panels(
-        {jobs[d]: s["final_loss"].to_numpy(float) for d, s in seeds.items()},
-        f"Final train loss per seed (dashed: target {target:g}): {what}", target), out, "final_loss.png"))
-    figs.append(_save(figures.epochs_to_target_boxes(
-        {jobs[d]: s["epochs_to_target"].to_numpy(float) for d, s in seeds.items()},
-        f"Epochs to loss ≤ {target:g}: {what}"), out, "epochs_to_target.png"))
-    return figs
+        {j.label: pd.to_numeric(j.seeds["final_loss"], errors="coerce").to_numpy(float) for j in jobs},
+        f"Final train loss per seed{f' (dashed: target {target:g})' if target else ''}: {what}", target),
+        out, "final_loss.png"))
+    medians = {j.label: median_text(j.figures, j.config["epochs"]) for j in jobs}
+    figs.append(_save(figures.km_curves(
+        {j.label: j.survival for j in jobs}, medians,
+        f"Seeds at {target_phrase(cfg)} by epoch (Kaplan–Meier, 95% band; seeds that never got there "
+        f"count throughout): {what}"), out, "km.png"))
+    return figs, notes
 
 
-def _sweep_table(ok: pd.DataFrame, swept: list[str], seeds: dict[str, pd.DataFrame]) -> pd.DataFrame:
-    """sweep.csv's key figures per job, with a bootstrap interval for the median final loss."""
+# ---------------------------------------------------------------- a sweep
+def _sweep_jobs(sweep_dir: Path, table: pd.DataFrame, keys: list[str]) -> tuple[list[Job], pd.DataFrame, list[str]]:
+    """The ok jobs that can be read, their sweep.csv rows, and a note per job left out."""
+    jobs, rows, notes = [], [], []
+    for _, row in table.iterrows():
+        if row["status"] != "ok":
+            reason = row.get("reason")
+            notes.append(f"job {row['job']} ({row['status']}) skipped: "
+                         f"{'no reason recorded' if pd.isna(reason) else reason}")
+            continue
+        try:
+            jobs.append(read_job(sweep_dir / str(row["job_dir"])))
+            rows.append(row)
+        except (ReportError, results.ResultsError) as err:
+            notes.append(f"job {row['job']} skipped: {err}")
+    if not jobs:
+        raise ReportError(f"{sweep_dir} has no finished jobs ({len(table)} listed in sweep.csv)")
+    ok = pd.DataFrame(rows).reset_index(drop=True)
+    swept = [k for k in keys if ok[k].nunique(dropna=False) > 1]
+    from jaxbp.figures import label
+
+    labels = [" ".join(f"{k}={label(r[k])}" for k in swept) for _, r in ok.iterrows()]
+    # Jobs alike in every sweep.csv key (or a sweep of one job) are told apart by number.
+    labels = [f"{text} (job {r['job']})".strip() if not text or labels.count(text) > 1 else text
+              for text, (_, r) in zip(labels, ok.iterrows())]
+    return [j._replace(label=text) for j, text in zip(jobs, labels)], ok[swept + ["job"]], notes
+
+
+def _sweep_table(jobs: list[Job], keys: pd.DataFrame) -> pd.DataFrame:
+    """One row per job: success, speed (Kaplan–Meier and converged-only), cost and losses."""
     rows = []
-    for _, row in ok.iterrows():
-        low, high = stats.bootstrap_ci(seeds[row["job_dir"]]["final_loss"], np.median)
+    for job, (_, key) in zip(jobs, keys.iterrows()):
+        f, n = job.figures, len(job.seeds)
+        final = pd.to_numeric(job.seeds["final_loss"], errors="coerce")
+        low, high = stats.bootstrap_ci(final, np.median)
         rows.append({
-            **{k: row[k] for k in swept}, "job": row["job"],
-            "success % [95% CI]": f"{100 * row['success_rate']:.1f} [{100 * row['success_ci_low']:.1f}, "
-                                  f"{100 * row['success_ci_high']:.1f}]",
-            "median final loss [95% CI]": f"{row['final_loss_median']:.3g} [{low:.3g}, {high:.3g}]",
-            "median epochs to target": _fmt(row["epochs_to_target_median"]),
-            "test acc": _fmt(row["test_acc_mean"]),
-            "diverged %": f"{100 * row['diverged_rate']:.1f}",
+            **{k: _fmt(v, "g") if isinstance(v, float) else v for k, v in key.items()},
+            "success % [95% CI]": _ci(f["success_rate"], f["success_ci_low"], f["success_ci_high"], ".1f", 100),
+            "median epochs to target, all seeds (KM) [95% CI]": median_text(f, job.config["epochs"]),
+            "median epochs, converged seeds only": _fmt(f["epochs_to_target_median_converged"], ".0f") or "—",
+            "epochs with restarts [95% CI]": _ci(f["epochs_with_restarts"], f["epochs_with_restarts_ci_low"],
+                                                 f["epochs_with_restarts_ci_high"], ".0f"),
+            "median final loss [95% CI]": _ci(f["final_loss_median"], low, high, missing="— (all diverged)"),
+            "test acc %": _fmt(f["test_acc_mean"] and 100 * f["test_acc_mean"], ".1f") or "—",
+            "diverged": f"{round((f['diverged_rate'] or 0) * n)} of {n}",
         })
     return pd.DataFrame(rows)
 
 
-def report_sweep(sweep_dir: Path) -> Path:
-    from jaxbp import sweep as sweeps
+def report_sweep(sweep_dir: Path) -> list[Path]:
+    """``<sweep_dir>/report/``: success rates, loss curves, final losses, Kaplan–Meier curves
+    and a table per job; returns the files written."""
+    from jaxbp import compare, figures
 
-    table = (pd.read_csv(sweep_dir / "sweep.csv", dtype={"job_dir": str})
-             if (sweep_dir / "sweep.csv").is_file() else sweeps.aggregate(sweep_dir)[0])
-    ok = table[table["status"] == "ok"].reset_index(drop=True)
-    if ok.empty:
-        raise ReportError(f"{sweep_dir} has no finished jobs ({len(table)} listed in sweep.csv)")
-    keys = list(table.columns[: list(table.columns).index("job")])
-    swept = [k for k in keys if ok[k].nunique(dropna=False) > 1]
-    jobs = {row["job_dir"]: _job_label(row, swept) for _, row in ok.iterrows()}
-    seeds = {d: pd.read_csv(sweep_dir / d / "seeds.csv") for d in jobs}
-    first = json.loads((sweep_dir / ok["job_dir"].iloc[0] / "summary.json").read_text())
-    what = _describe_job(first, swept)
-    figs = _sweep_figures(sweep_dir, ok, swept, jobs, seeds, what, first["config"]["target_loss"])
-
-    failed = table[table["status"] != "ok"]
-    notes = [f"- job {r['job']} ({r['status']}) skipped: {r['reason']}" for _, r in failed.iterrows()]
+    if not (sweep_dir / "sweep.csv").is_file():
+        raise ReportError(f"{sweep_dir} has no sweep.csv (the sweep did not finish): rerun the same sweep "
+                          "command; it keeps the finished jobs and writes sweep.csv at its end")
+    table = results.SweepDir(sweep_dir).table()
+    jobs, keys, notes = _sweep_jobs(sweep_dir, table, compare.sweep_keys(table))
+    swept = list(keys.columns[:-1])
+    what = describe_job(jobs[0].summary, swept)
+    out = sweep_dir / "report"
+    rates = keys.assign(**{k: [j.figures[k] for j in jobs] for k in ("success_rate", "success_ci_low",
+                                                                     "success_ci_high")})
+    figs = []
+    title = f"Seeds converged ({target_phrase(jobs[0].config)} at the end): {what}"
+    if len(swept) >= 2:
+        figs.append(_save(figures.success_heatmap(rates, swept[0], swept[1], swept[2:], title), out,
+                          "success_rate.png"))
+    elif len(swept) == 1:
+        figs.append(_save(figures.success_bars(rates, swept[0], title), out, "success_rate.png"))
+    more, curve_notes = _common_figures(jobs, out, what, single=False)
     text = [f"# Sweep report: {sweep_dir.name}", "", f"{what}; swept: {', '.join(swept) or 'nothing'}.",
-            "Success rates carry Wilson 95% intervals; medians carry percentile-bootstrap 95% intervals.",
-            "", _markdown_table(_sweep_table(ok, swept, seeds)), ""]
+            "Success rates carry Wilson 95% intervals. Epochs to target: the Kaplan–Meier median counts "
+            "every seed (half of all seeds had reached the target by then; 'not reached' when fewer than "
+            "half ever did); the converged-only median ignores the seeds that never got there. Epochs with "
+            "restarts: Fahlman's expected cost when failed seeds are restarted. Other medians carry "
+            "percentile-bootstrap 95% intervals.", "", _markdown_table(_sweep_table(jobs, keys)), ""]
+    text += curve_notes + ([""] if curve_notes else [])
     if notes:
-        text += ["Jobs left out:", *notes, ""]
-    text += [f"![{p.stem}]({p.name})" for p in figs]
-    results.write_text(sweep_dir / "report" / "report.md", "\n".join(text) + "\n")
-    if notes:
-        print(f"report: {len(failed)} job(s) not ok, skipped (see report.md)", file=sys.stderr)
-    return sweep_dir / "report"
+        text += ["Jobs left out:", *[f"- {n}" for n in notes], ""]
+        print(f"report: {len(notes)} job(s) not ok, skipped (see report.md)", file=sys.stderr)
+    return _write_report(out, text, figs + more)
 
 
-def report_run(run_dir: Path) -> Path:
+# ---------------------------------------------------------------- a run
+def _run_lines(job: Job) -> list[str]:
+    f, cfg, n = job.figures, job.config, len(job.seeds)
+    epochs = cfg["epochs"]
+    low, high = stats.bootstrap_ci(pd.to_numeric(job.seeds["final_loss"], errors="coerce"), np.median)
+    lines = [
+        f"- converged ({target_phrase(cfg)} at the end): {100 * f['success_rate']:.1f}% of {n} seeds "
+        f"(Wilson 95% CI {100 * f['success_ci_low']:.1f}–{100 * f['success_ci_high']:.1f}%)",
+        f"- median epochs to target, all seeds (Kaplan–Meier): {median_text(f, epochs)}"
+        + (f" ({100 * (f['solved_by_end'] or 0):.0f}% of seeds got there in {epochs} epochs)"
+           if f["epochs_to_target_km_median"] is None else ""),
+        f"- median epochs to target, converged seeds only: "
+        f"{_fmt(f['epochs_to_target_median_converged'], '.0f') or '—'}",
+        "- expected epochs with restarts (Fahlman): " + _ci(
+            f["epochs_with_restarts"], f["epochs_with_restarts_ci_low"], f["epochs_with_restarts_ci_high"], ".0f",
+            missing="— (no seed solved)"),
+        "- median final loss: " + (f"{f['final_loss_median']:.4g} (bootstrap 95% CI {low:.4g}–{high:.4g})"
+                                   if f["final_loss_median"] is not None else "none finite: every seed diverged"),
+    ]
+    if job.summary.get("data", {}).get("classes", True):
+        accuracy = [f"{name} {100 * f[key]:.1f}%" for name, key in (("train", "train_acc_mean"),
+                                                                    ("test", "test_acc_mean")) if f[key] is not None]
+        if accuracy:
+            lines.append(f"- mean accuracy: {', '.join(accuracy)}")
+    diverged = round((f["diverged_rate"] or 0) * n)
+    stopped = int(pd.to_numeric(job.seeds.get("stopped_epoch", pd.Series(dtype=float)), errors="coerce").notna().sum())
+    if diverged:
+        lines.append(f"- diverged: {diverged} of {n} seeds")
+    if stopped:
+        lines.append(f"- stopped early (patience {cfg.get('patience')}): {stopped} of {n} seeds; "
+                     "their curves end there (×)")
+    lines.append(f"- wall {job.summary.get('wall_s', float('nan')):.2f} s, compile "
+                 f"{job.summary.get('compile_s', float('nan')):.2f} s on {job.summary.get('device', '?')}")
+    return lines
+
+
+def report_run(run_dir: Path) -> list[Path]:
+    """``<run_dir>/report/``: loss curves, final losses, Kaplan–Meier curve, decision
+    boundaries for 2-D inputs, and the job's figures; returns the files written."""
+    job = read_job(run_dir, "all seeds")
+    what, out = describe_job(job.summary), run_dir / "report"
+    figs, notes = _common_figures([job], out, what, single=True)
+    if job.summary["spec"][0] == 2:
+        try:
+            figs.append(_save(_boundaries(run_dir, job, what), out, "decision_boundaries.png"))
+        except (ReportError, results.ResultsError) as err:
+            notes.append(f"No decision boundaries: {err}.")
+    text = [f"# Run report: {run_dir.name}", "", what + ".", "", *_run_lines(job), ""]
+    text += notes + ([""] if notes else [])
+    return _write_report(out, text, figs)
+
+
+# ---------------------------------------------------------------- networks on the input plane
+def _load_run(run_dir: Path) -> results.Run:
+    try:
+        return results.load_run(run_dir)
+    except ConfigError as err:
+        raise ReportError(f"{run_dir}: its config cannot be read back ({err})") from None
+
+
+def _targets(run: results.Run) -> tuple[str, np.ndarray]:
+    """``binary``, ``classes`` or ``values``, and each training row's class or target."""
+    y = run.dataset.y_train
+    if not run.dataset.classes:
+        return "values", y[:, 0]
+    return ("binary", (y[:, 0] > 0.5).astype(int)) if y.shape[1] == 1 else ("classes", y.argmax(axis=1))
+
+
+def _surface(run: results.Run, params, points: np.ndarray, targets: str) -> np.ndarray:
+    """The network's prediction at ``points``: P(class 1), the argmax class, or output 1."""
+    from jaxbp import model
+
+    output = np.asarray(model.forward(run.spec, params, points.astype(np.float32)))
+    if not np.isfinite(output).all():
+        return None
+    return output.argmax(axis=1) if targets == "classes" else output[:, 0]
+
+
+def _boundary_seeds(seeds: pd.DataFrame, count: int = BOUNDARY_SEEDS) -> dict[int, str]:
+    """Up to ``count`` seeds, converged ones and at least one that did not converge (when
+    there is one), in proportion: ``{seed: "converged" | "not converged, loss …" | "diverged"}``."""
+    converged = seeds[seeds["converged"].astype(bool)]
+    failed = seeds[~seeds["converged"].astype(bool)].sort_values("diverged", kind="stable")
+    count = min(count, len(seeds))
+    n_failed = 0 if failed.empty else max(1, round(count * len(failed) / len(seeds)))
+    n_failed = max(min(n_failed, count - (not converged.empty)), count - len(converged))
+    picked = pd.concat([converged.head(count - n_failed), failed.head(n_failed)])
+
+    def state(row):
+        return ("converged" if row["converged"] else "diverged" if row["diverged"]
+                else f"not converged, loss {row['final_loss']:.3g}")
+    return {int(row["seed"]): state(row) for _, row in picked.iterrows()}
+
+
+def _boundaries(run_dir: Path, job: Job, what: str):
     from jaxbp import figures
 
-    if not results.is_complete(run_dir):
-        raise ReportError(f"{run_dir} is not a complete run (no {results.MARKER} marker)")
-    summary = json.loads((run_dir / "summary.json").read_text())
-    seeds, curves = pd.read_csv(run_dir / "seeds.csv"), pd.read_csv(run_dir / "curves.csv")
-    what, out, figs = _describe_job(summary), run_dir / "report", []
-    figs.append(_save(figures.curve_panels(
-        {"median and IQR across seeds; grey: 30 single seeds": curves}, f"Train loss: {what}",
-        faint=30), out, "curves.png"))
-    target = summary["config"]["target_loss"]
-    figs.append(_save(figures.final_loss_panels(
-        {"all seeds": seeds["final_loss"].to_numpy(float)},
-        f"Final train loss per seed (dashed: target {target:g}): {what}", target), out,
-        "final_loss.png"))
-    if summary["spec"][0] == 2:
-        figs.append(_save(_boundaries(run_dir, summary, f"Decision boundaries: {what}"), out,
-                          "decision_boundaries.png"))
-    low, high = stats.bootstrap_ci(seeds["final_loss"], np.median)
-    text = [f"# Run report: {run_dir.name}", "", what + ".", "",
-            f"- success rate: {100 * summary['success_rate']:.1f}% (Wilson 95% CI "
-            f"{100 * summary['success_ci_low']:.1f}–{100 * summary['success_ci_high']:.1f}%)",
-            f"- median final loss: {summary['final_loss_median']:.4g} (bootstrap 95% CI {low:.4g}–{high:.4g})",
-            f"- median epochs to target: {_fmt(summary['epochs_to_target_median'])}",
-            f"- wall {summary['wall_s']:.2f} s, compile {summary['compile_s']:.2f} s on {summary['device']}", ""]
-    text += [f"![{p.stem}]({p.name})" for p in figs]
-    results.write_text(out / "report.md", "\n".join(text) + "\n")
-    return out
+    run = _load_run(run_dir)
+    targets, y = _targets(run)
+    title = "Predicted output over the input plane" if targets == "values" else "Decision boundaries"
+    x = run.dataset.x_train
+    gx, gy = figures.plane(x)
+    points = np.stack([gx.ravel(), gy.ravel()], axis=1)
+    surfaces = {}
+    for seed, state in _boundary_seeds(job.seeds).items():
+        surface = _surface(run, run.params(seed), points, targets)
+        surfaces[f"seed {seed}: {state}"] = None if surface is None else surface.reshape(gx.shape)
+    kind = {"binary": "P(class 1)", "classes": "the predicted class", "values": "the predicted output"}[targets]
+    scale = " (standardised)" if run.cfg.data.standardize else ""
+    return figures.decision_boundaries(x, y, surfaces, gx, gy, targets,
+                                       f"{title}: {what}; shading: {kind}; points: training rows", scale)
 
 
-def _boundaries(run_dir: Path, summary: dict, title: str):
-    import jax.numpy as jnp
-
-    from jaxbp import config, data, figures, model
-
-    cfg = config.from_dict(summary["config"])
-    dataset = data.load(cfg.data, cfg.loss)
-    spec = cfg.spec(summary["spec"][0], summary["spec"][-1])
-    arrays = np.load(run_dir / "params.npz")
-    seed_row = {int(s): i for i, s in enumerate(arrays["seed"])}
-    shown = [int(s) for s in arrays["seed"][:4]]
-
-    def predict(seed, grid):
-        i = seed_row[seed]
-        params = [{"W": jnp.asarray(arrays[f"W{l}"][i]), "b": jnp.asarray(arrays[f"b{l}"][i])}
-                  for l in range(spec.num_layers)]
-        y_hat = np.asarray(model.forward(spec, params, jnp.asarray(grid, jnp.float32)))
-        return y_hat[:, -1] if y_hat.shape[1] <= 2 else y_hat.argmax(axis=1) / (y_hat.shape[1] - 1)
-
-    labels = dataset.y_train[:, -1]
-    scale = " (standardised)" if cfg.data.standardize else ""
-    return figures.decision_boundaries(dataset.x_train, labels, predict, shown, title, scale)
-
-
-def report_bench(path: Path) -> Path:
+def report_seed(run_dir: Path, seed: int) -> list[Path]:
+    """``<run_dir>/report/seed_<seed>.png``: one network's curve, boundary and hidden units."""
     from jaxbp import figures
 
-    bench = pd.read_csv(path)
+    job = read_job(run_dir)
+    rows = job.seeds[job.seeds["seed"] == seed]
+    if rows.empty:
+        raise ReportError(f"seed {seed} is not in {run_dir} (its seeds are "
+                          f"{job.seeds['seed'].min()}–{job.seeds['seed'].max()})")
+    run = _load_run(run_dir)
+    params = run.params(seed)
+    curves = job.dir.curves()
+    curve = curves[curves["seed"] == seed].sort_values("epoch") if len(curves) else None
+    targets, y = _targets(run)
+    x = run.dataset.x_train
+    boundary, units = None, None
+    if run.spec.sizes[0] == 2:
+        gx, gy = figures.plane(x)
+        surface = _surface(run, params, np.stack([gx.ravel(), gy.ravel()], axis=1), targets)
+        if surface is not None:
+            boundary = {"x": x, "y": y, "gx": gx, "gy": gy, "surface": surface.reshape(gx.shape), "targets": targets}
+        layer = "hidden units" if run.spec.num_layers > 1 else "output units (no hidden layer)"
+        units = {"W": params[0]["W"], "b": params[0]["b"], "x": x, "y": y, "targets": targets,
+                 "title": f"{layer}: w·x + b = 0"}
+    else:
+        from jaxbp import model
+
+        shown = x[:BAR_ROWS].astype(np.float32)
+        units = {"output": np.asarray(model.forward(run.spec, params, shown)), "target": run.dataset.y_train[:BAR_ROWS]}
+    state = _boundary_seeds(rows, 1)[seed]
+    title = f"Seed {seed} ({state}): {describe_job(job.summary)}"
+    fig = figures.seed_figure(curve, job.config["epochs"], job.config.get("target_loss", 0), boundary, units, title)
+    return [_save(fig, run_dir / "report", f"seed_{seed}.png")]
+
+
+# ---------------------------------------------------------------- benchmarks, atlases
+def report_bench(path: Path) -> list[Path]:
+    """``bench_report/`` next to the bench file: throughput against seeds; returns the files."""
+    from jaxbp import figures
+
+    try:
+        bench = pd.read_csv(path)  # a bench.csv is the benchmark's own table, not a job file
+    except (OSError, ValueError, pd.errors.ParserError):
+        raise ReportError(f"{path} cannot be read as a CSV table") from None
+    missing = [c for c in ("impl", "device", "num_seeds", "seed_epochs_per_s") if c not in bench.columns]
+    if missing:
+        raise ReportError(f"{path} lacks the columns {missing} of a jaxbp bench.csv")
+    series = bench[bench["impl"].astype(str).str.startswith("jaxbp_vmap")]
+    series = series.assign(num_seeds=pd.to_numeric(series["num_seeds"], errors="coerce"),
+                           seed_epochs_per_s=pd.to_numeric(series["seed_epochs_per_s"], errors="coerce")).dropna(
+        subset=["num_seeds", "seed_epochs_per_s"])
+    if series.empty:
+        raise ReportError(f"{path} has no jaxbp_vmap rows with numbers to draw")
     out = path.parent / "bench_report"
-    series = bench[bench["impl"].str.startswith("jaxbp_vmap")]
-    fig = _save(figures.scaling(series.assign(impl="jaxbp_vmap"), "jaxbp throughput vs seeds"),
-                out, "scaling.png")
+    fig = _save(figures.scaling(series.assign(impl="jaxbp_vmap"), "jaxbp throughput vs seeds"), out, "scaling.png")
     results.write_text(out / "report.md", f"# Benchmark\n\n{_markdown_table(bench)}\n\n![scaling]({fig.name})\n")
-    return out
+    return [fig, out / "report.md"]
+
+
+def _zoom_box(text: str) -> tuple[float, ...]:
+    try:
+        box = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        box = ()
+    if len(box) != 4:
+        raise argparse.ArgumentTypeError("expected four numbers x0,x1,y0,y1")
+    return box
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m jaxbp.report", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("path", type=Path, help="a run dir, a sweep dir or a bench.csv")
+    parser.add_argument("path", type=Path, help="a run dir, a sweep dir, a bench.csv or an atlas dir")
+    parser.add_argument("--seed", type=int, help="a run dir's seed: draw that one network into report/seed_N.png")
+    parser.add_argument("--zoom", type=_zoom_box, help="an atlas dir: re-run it inside x0,x1,y0,y1 and report that")
     args = parser.parse_args(argv)
     try:
         kind = kind_of(args.path)
-        out = {"sweep": report_sweep, "run": report_run, "bench": report_bench}[kind](args.path)
-    except ReportError as err:
-        print(f"jaxbp.report: {err}", file=sys.stderr)
+        if args.seed is not None and kind != "run":
+            raise ReportError(f"--seed draws one network of a run dir; {args.path} is a {kind}")
+        if args.seed is not None:
+            kind, files = "seed", report_seed(args.path, args.seed)
+        elif kind == "atlas":
+            from jaxbp import atlas
+
+            files = atlas.report_atlas(args.path, args.zoom)
+        else:
+            files = {"sweep": report_sweep, "run": report_run, "bench": report_bench}[kind](args.path)
+    except (ReportError, results.ResultsError, ConfigError) as err:
+        print(f"jaxbp.report: {str(err).splitlines()[0]}", file=sys.stderr)
         return 2
-    made = sorted(p.name for p in out.glob("*.png"))
-    print(f"{kind} report: {len(made)} figures ({', '.join(made)}) and report.md → {out}")
+    made = [p.name for p in files if p.suffix == ".png"]
+    markdown = " and report.md" if any(p.name == "report.md" for p in files) else ""
+    print(f"{kind} report: {len(made)} figure{'s' if len(made) != 1 else ''} ({', '.join(made)}){markdown} "
+          f"→ {files[0].parent}")
     return 0
 
 

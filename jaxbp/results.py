@@ -198,7 +198,8 @@ class JobDir:
         data_arrays = {} if dataset is None else {
             k: getattr(dataset, k) for k in ("x_train", "y_train", "x_test", "y_test")}
         atomic_write(self.path / "data.npz", lambda tmp: _save_npz(tmp, **data_arrays))
-        summary = {**summary, "status": "ok", **stats.summarize_seeds(seeds),
+        summary = {**summary, "status": "ok",
+                   **stats.summarize_seeds(seeds, (summary.get("config") or {}).get("epochs")),
                    "written": {"pid": os.getpid(), "time": time.time()}}
         if describe is not None:
             summary["line"] = describe(summary)

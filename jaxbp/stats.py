@@ -1,73 +1,268 @@
-"""Statistics across seeds: Wilson intervals for rates, bootstrap intervals for the rest.
+"""Statistics across seeds, named for what they estimate; ``scipy.stats`` does the arithmetic.
 
-Used by both ``sweep.csv`` (via job summaries) and the report, so the two always agree.
+- a success rate: Wilson score interval (``binomtest(k, n).proportion_ci(method="wilson")``);
+- how fast seeds learn: Kaplan–Meier (``ecdf`` of ``CensoredData``). A seed that never
+  reached the target, or diverged, is right-censored at the job's epoch count, so the
+  median counts every seed, not only the ones that got there;
+- a median of anything else: percentile bootstrap with a fixed seed, so reports reproduce;
+- Fahlman's restart accounting: the epochs a solution costs when failed seeds are restarted;
+- two jobs against each other: Newcombe's hybrid score interval for the difference of two
+  success rates, Fisher's exact test, the log-rank test, and Holm's step-down correction.
+
+Used by job summaries (so ``sweep.csv``), the report and ``jaxbp.compare``, so all agree.
+No JAX here.
 """
 
 from __future__ import annotations
 
+import inspect
 import math
+import warnings
+from typing import NamedTuple
 
 import numpy as np
+import pandas as pd
+from scipy import stats as sps
 
-Z95 = 1.959963984540054  # two-sided 95% normal quantile
+LEVEL = 0.95
+# scipy 1.15 renamed bootstrap's random_state to rng; pyproject allows 1.14.
+_RNG = "rng" if "rng" in inspect.signature(sps.bootstrap).parameters else "random_state"
+RESAMPLED_VALUES = 4_000_000  # values held at once while resampling (32 MB of float64)
 
 
-def wilson(successes: int, trials: int, z: float = Z95) -> tuple[float, float]:
-    """Wilson score interval for a binomial proportion (Wilson 1927).
+def _bootstrap(data, statistic, resamples: int, level: float, seed: int, **options):
+    """scipy's percentile bootstrap, in batches that bound memory for 100k-seed jobs."""
+    return sps.bootstrap(data, statistic, n_resamples=resamples, confidence_level=level,
+                         method="percentile", batch=max(1, RESAMPLED_VALUES // len(data[0])),
+                         **options, **{_RNG: np.random.default_rng(seed)})
 
-    ``p̂ = k/n``; centre ``(p̂ + z²/2n) / (1 + z²/n)``; half-width
-    ``z·sqrt(p̂(1−p̂)/n + z²/4n²) / (1 + z²/n)``. Unlike the normal interval it stays inside
-    [0, 1] and is sensible at 0% and 100%. Returns ``(nan, nan)`` for ``trials == 0``.
-    """
+SUMMARY_COLUMNS = [
+    "num_seeds", "success_rate", "success_ci_low", "success_ci_high",
+    "final_loss_mean", "final_loss_median", "final_loss_std",
+    "epochs_to_target_median_converged", "train_acc_mean", "test_acc_mean", "diverged_rate",
+    "epochs_to_target_km_median", "epochs_to_target_km_median_ci_low",
+    "epochs_to_target_km_median_ci_high", "solved_by_end",
+    "epochs_with_restarts", "epochs_with_restarts_ci_low", "epochs_with_restarts_ci_high",
+]
+
+
+def _defined(value):
+    """A plain float, or ``None`` where the figure is undefined (JSON has no NaN)."""
+    if value is None:
+        return None
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+# ---------------------------------------------------------------- rates and medians
+def wilson(successes: int, trials: int, level: float = LEVEL) -> tuple[float, float]:
+    """Wilson score interval for a binomial proportion (Wilson 1927): unlike the normal
+    interval it stays inside [0, 1] and is exact at 0% and 100%. ``(nan, nan)`` for no trials."""
     if trials <= 0:
         return math.nan, math.nan
-    p = successes / trials
-    denom = 1 + z * z / trials
-    centre = (p + z * z / (2 * trials)) / denom
-    half = z * math.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials)) / denom
-    # At k = 0 or k = n the bound is exactly 0 or 1; the formula leaves round-off there.
-    low = 0.0 if successes == 0 else max(0.0, centre - half)
-    high = 1.0 if successes == trials else min(1.0, centre + half)
-    return low, high
+    ci = sps.binomtest(int(successes), int(trials)).proportion_ci(level, method="wilson")
+    return float(ci.low), float(ci.high)
 
 
-def bootstrap_ci(values, statistic=np.median, resamples: int = 2000, level: float = 0.95,
+def bootstrap_ci(values, statistic=np.median, resamples: int = 2000, level: float = LEVEL,
                  seed: int = 0) -> tuple[float, float]:
-    """Percentile bootstrap interval of ``statistic`` over the finite entries of ``values``.
-
-    Resamples are drawn with a fixed ``seed`` so reports are reproducible. Returns
-    ``(nan, nan)`` when no finite value is left.
-    """
+    """Percentile bootstrap interval of ``statistic`` over the finite entries of ``values``,
+    drawn with a fixed ``seed`` so reports reproduce. ``(nan, nan)`` when none is finite."""
     values = np.asarray(values, dtype=float)
     values = values[np.isfinite(values)]
     if values.size == 0:
         return math.nan, math.nan
-    rng = np.random.default_rng(seed)
-    draws = rng.integers(0, values.size, size=(resamples, values.size))
-    estimates = statistic(values[draws], axis=1)
-    tail = (1 - level) / 2 * 100
-    low, high = np.percentile(estimates, [tail, 100 - tail])
-    return float(low), float(high)
+    if values.size == 1:  # every resample is that one value
+        value = float(statistic(values))
+        return value, value
+    result = _bootstrap((values,), statistic, resamples, level, seed)
+    return float(result.confidence_interval.low), float(result.confidence_interval.high)
 
 
-def summarize_seeds(frame) -> dict[str, float]:
-    """The per-job aggregate figures of ``sweep.csv`` from one job's ``seeds.csv`` frame."""
+# ---------------------------------------------------------------- time to target
+def reached_epochs(frame: pd.DataFrame) -> np.ndarray:
+    """Each seed's first epoch at the target, NaN for a seed that never reached it or
+    diverged (a diverged network is not a solution, whatever it passed through)."""
+    reached = pd.to_numeric(frame["epochs_to_target"], errors="coerce").astype(float).to_numpy()
+    diverged = frame["diverged"].astype(bool).to_numpy()
+    return np.where(diverged, np.nan, reached)
+
+
+def horizon(frame: pd.DataFrame, epochs: int | None = None) -> float:
+    """Where an unsolved seed is censored: ``epochs``, or else one past the last epoch seen."""
+    if epochs is not None:
+        return float(epochs)
+    seen = [pd.to_numeric(frame[c], errors="coerce").max() for c in ("epochs_to_target", "stopped_epoch")
+            if c in frame]
+    seen = [s for s in seen if pd.notna(s)]
+    return float(max(seen, default=0)) + 1
+
+
+def time_to_target(frame: pd.DataFrame, epochs: int | None = None) -> sps.CensoredData:
+    """Epochs to the target as censored data: a seed that did not get there is right-censored
+    at ``epochs`` (see :func:`horizon`)."""
+    reached = reached_epochs(frame)
+    solved = np.isfinite(reached)
+    return sps.CensoredData(uncensored=reached[solved],
+                            right=np.full(int((~solved).sum()), horizon(frame, epochs)))
+
+
+class Survival(NamedTuple):
+    """Kaplan–Meier ``S(t)``: the share of seeds not yet at the target after epoch ``t``,
+    a right-continuous step function from ``epochs[0] = 0`` to ``epochs[-1] = horizon``,
+    with its pointwise band (log-log, Greenwood's variance)."""
+
+    epochs: np.ndarray
+    survival: np.ndarray
+    low: np.ndarray
+    high: np.ndarray
+    num_seeds: int
+
+    def at(self, epoch: float) -> float:
+        """``S(epoch)``."""
+        i = np.searchsorted(self.epochs, epoch, side="right") - 1
+        return float(self.survival[max(i, 0)])
+
+
+def kaplan_meier(frame: pd.DataFrame, epochs: int | None = None, level: float = LEVEL) -> Survival:
+    """``S(t)`` of one job's seeds (see :class:`Survival`); censoring as :func:`time_to_target`."""
+    end = horizon(frame, epochs)
+    if len(frame) == 0:
+        one = np.ones(2)
+        return Survival(np.array([0.0, end]), one, one, one, 0)
+    sf = sps.ecdf(time_to_target(frame, epochs)).sf
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        # Undefined where S is 1 (no seed there yet) or 0 (all there): filled in below.
+        warnings.simplefilter("ignore", RuntimeWarning)
+        band = sf.confidence_interval(level, method="log-log")
+    t, s = sf.quantiles, sf.probabilities
+    low = np.where(np.isnan(band.low.probabilities), np.where(s >= 1, 1.0, 0.0), band.low.probabilities)
+    # Past the last seed's arrival S = 0 says nothing new: keep the last upper bound there.
+    high = pd.Series(np.where(s >= 1, 1.0, band.high.probabilities)).ffill().fillna(1.0).to_numpy()
+    if t[0] > 0:
+        t, s, low, high = (np.r_[0.0, t], np.r_[1.0, s], np.r_[1.0, low], np.r_[1.0, high])
+    if t[-1] < end:
+        t, s, low, high = np.r_[t, end], np.r_[s, s[-1]], np.r_[low, low[-1]], np.r_[high, high[-1]]
+    return Survival(t, s, low, high, len(frame))
+
+
+def _first_at_half(epochs: np.ndarray, survival: np.ndarray) -> float | None:
+    """The first epoch where the curve is at or below 0.5, ``None`` if it never gets there."""
+    below = np.flatnonzero(survival <= 0.5 + 1e-12)  # 1e-12: k/n products round either way of ½
+    return float(epochs[below[0]]) if below.size else None
+
+
+def km_median(curve: Survival) -> tuple[float | None, float | None, float | None]:
+    """The epoch by which half of all seeds reached the target, with the 95% interval where
+    the band's lower and upper curves cross ½ (Brookmeyer & Crowley 1982); ``None`` where a
+    curve never gets down to ½."""
+    return (_first_at_half(curve.epochs, curve.survival), _first_at_half(curve.epochs, curve.low),
+            _first_at_half(curve.epochs, curve.high))
+
+
+def _restart_cost(reached, solved, epochs, axis=-1):
+    # Fahlman (1988): a failed trial costs `epochs` and is restarted; (1 − p)/p failures are
+    # expected before a success, and the success itself costs E[T | solved].
+    with np.errstate(divide="ignore", invalid="ignore"):
+        k = solved.sum(axis=axis)
+        p = k / solved.shape[axis]
+        mean_time = np.where(k > 0, (reached * solved).sum(axis=axis) / np.maximum(k, 1), 0.0)
+        return np.where(k > 0, mean_time + (1 - p) / p * epochs, np.inf)
+
+
+def epochs_with_restarts(frame: pd.DataFrame, epochs: int | None = None, resamples: int = 2000,
+                         level: float = LEVEL, seed: int = 0) -> tuple[float | None, ...]:
+    """Expected epochs to a solution when seeds that have not solved by ``epochs`` are
+    restarted with a fresh one: ``E[T | solved] + (1 − p)/p · epochs``, with a percentile
+    bootstrap interval over seeds. ``None`` where no seed (or resample) solved."""
+    reached = reached_epochs(frame)
+    solved = np.isfinite(reached)
+    end = horizon(frame, epochs)
+    estimate = _defined(_restart_cost(np.nan_to_num(reached), solved, end))
+    if estimate is None or len(frame) < 2:
+        return estimate, None, None
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore", RuntimeWarning)  # resamples with no solved seed are inf
+        result = _bootstrap((np.nan_to_num(reached), solved.astype(float)),
+                            lambda r, s, axis=-1: _restart_cost(r, s, end, axis), resamples, level, seed,
+                            paired=True, vectorized=True)
+    return estimate, _defined(result.confidence_interval.low), _defined(result.confidence_interval.high)
+
+
+# ---------------------------------------------------------------- one job's figures
+def summarize_seeds(frame: pd.DataFrame, epochs: int | None = None) -> dict[str, float | None]:
+    """The per-job figures of ``summary.json`` and ``sweep.csv`` (:data:`SUMMARY_COLUMNS`)
+    from one job's seeds frame; ``epochs`` is the job's epoch count (default: one past
+    the last epoch seen). ``None`` marks a figure that is undefined."""
     n = len(frame)
-    converged = int(frame["converged"].sum())
+    converged = int(frame["converged"].astype(bool).sum())
     low, high = wilson(converged, n)
-    final = frame["final_loss"].astype(float)
+    final = pd.to_numeric(frame["final_loss"], errors="coerce").astype(float)
     finite = final[np.isfinite(final)]
-    ett = frame["epochs_to_target"].astype(float)
-    return {
+    reached = reached_epochs(frame)
+    reached = reached[np.isfinite(reached)]
+    curve = kaplan_meier(frame, epochs)
+    median, median_low, median_high = km_median(curve)
+    restarts = epochs_with_restarts(frame, epochs)
+
+    def mean(column):
+        values = pd.to_numeric(frame[column], errors="coerce").astype(float).dropna()
+        return values.mean() if len(values) else None
+
+    figures = {
         "num_seeds": n,
-        "success_rate": converged / n if n else math.nan,
+        "success_rate": converged / n if n else None,
         "success_ci_low": low,
         "success_ci_high": high,
-        "final_loss_mean": float(finite.mean()) if len(finite) else math.nan,
-        "final_loss_median": float(finite.median()) if len(finite) else math.nan,
-        "final_loss_std": float(finite.std(ddof=1)) if len(finite) > 1 else math.nan,
-        "epochs_to_target_median": float(ett.dropna().median()) if ett.notna().any() else math.nan,
-        "train_acc_mean": float(frame["train_acc"].astype(float).mean()),
-        "test_acc_mean": float(frame["test_acc"].astype(float).mean()),
-        "diverged_rate": float(frame["diverged"].mean()) if n else math.nan,
+        "final_loss_mean": finite.mean() if len(finite) else None,
+        "final_loss_median": finite.median() if len(finite) else None,
+        "final_loss_std": finite.std(ddof=1) if len(finite) > 1 else None,
+        "epochs_to_target_median_converged": np.median(reached) if len(reached) else None,
+        "train_acc_mean": mean("train_acc"),
+        "test_acc_mean": mean("test_acc"),
+        "diverged_rate": frame["diverged"].astype(bool).mean() if n else None,
+        "epochs_to_target_km_median": median,
+        "epochs_to_target_km_median_ci_low": median_low,
+        "epochs_to_target_km_median_ci_high": median_high,
+        "solved_by_end": 1 - curve.at(curve.epochs[-1]) if n else None,
+        "epochs_with_restarts": restarts[0],
+        "epochs_with_restarts_ci_low": restarts[1],
+        "epochs_with_restarts_ci_high": restarts[2],
     }
+    return {k: (v if k == "num_seeds" else _defined(v)) for k, v in figures.items()}
+
+
+# ---------------------------------------------------------------- two jobs against each other
+def rate_difference(k1: int, n1: int, k2: int, n2: int) -> tuple[float, float, float]:
+    """``p1 − p2`` with Newcombe's hybrid score interval (Newcombe 1998, method 10), built
+    from the two Wilson intervals: ``δ − √((p1−l1)² + (u2−p2)²)``, ``δ + √((u1−p1)² + (p2−l2)²)``."""
+    p1, p2 = k1 / n1, k2 / n2
+    (l1, u1), (l2, u2) = wilson(k1, n1), wilson(k2, n2)
+    delta = p1 - p2
+    return delta, delta - math.hypot(p1 - l1, u2 - p2), delta + math.hypot(u1 - p1, p2 - l2)
+
+
+def success_p(k1: int, n1: int, k2: int, n2: int) -> float:
+    """Fisher's exact two-sided p-value that two success rates are equal."""
+    return float(sps.fisher_exact([[k1, n1 - k1], [k2, n2 - k2]]).pvalue)
+
+
+def logrank_p(a: sps.CensoredData, b: sps.CensoredData) -> float | None:
+    """Log-rank two-sided p-value that two jobs reach the target equally fast; ``None``
+    when the test has no information (no seed of either reached it, or all at one epoch)."""
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return _defined(sps.logrank(a, b).pvalue)
+
+
+def holm(pvalues) -> np.ndarray:
+    """Holm's step-down adjusted p-values: reject where ``adjusted <= α`` to hold the
+    family-wise error rate at α. (``scipy.stats.false_discovery_control`` offers only the
+    Benjamini–Hochberg/Yekutieli FDR methods, so the three lines are written here.)"""
+    p = np.asarray(pvalues, dtype=float)
+    order = np.argsort(p)
+    # The i-th smallest p-value (from 0) is multiplied by m − i; then made monotone.
+    stepped = np.minimum(1.0, np.maximum.accumulate((len(p) - np.arange(len(p))) * p[order]))
+    adjusted = np.empty_like(p)
+    adjusted[order] = stepped
+    return adjusted

@@ -1,13 +1,22 @@
-"""Reports from real runs and sweeps, the ready-made experiments shrunk, and bad input."""
+"""Reports from real runs and sweeps, the ready-made experiments shrunk, the defects users
+hit (issue #19), and bad input of every kind (issue #20): one line and exit 2, never a
+traceback."""
 
+import json
+import shutil
+import warnings
+
+import numpy as np
 import pandas as pd
 import pytest
 from PIL import Image
+from test_compare import write_job
 
 from cli import run_cli
-from jaxbp import paths, report
+from jaxbp import config, figures, job, paths, report, results
 
 EXPERIMENTS = sorted(p.stem for p in paths.EXPERIMENTS_DIR.glob("*.yaml"))
+XOR = {"hidden": 2, "lr": 8.0, "num_seeds": 32, "epochs": 500, "curve_seeds": 10}  # 3 in 4 converge
 
 
 def _check_figures(out, at_least):
@@ -21,40 +30,230 @@ def _check_figures(out, at_least):
     return text
 
 
-@pytest.mark.parametrize("name", EXPERIMENTS)
-def test_experiment_runs_shrunk_and_reports(tmp_path, name):
-    sweep = tmp_path / name
-    proc = run_cli("jaxbp.train", "-m", f"+experiment={name}", "num_seeds=3", "epochs=12",
-                   "log_every=4", f"hydra.sweep.dir={sweep}", cwd=tmp_path)
-    assert proc.returncode == 0, proc.stderr
-    table = pd.read_csv(sweep / "sweep.csv")
-    assert (table["status"] == "ok").all() and len(table) >= 4
-    assert report.main([str(sweep)]) == 0
-    text = _check_figures(sweep / "report", at_least=2)
-    assert "Wilson 95%" in text and "| job |" in text
+def _data_file(path, classes: bool):
+    """2-D points: three Gaussian blobs labelled 0-2, or a smooth real-valued target."""
+    rng = np.random.default_rng(0)
+    centres = np.array([[0.0, 0.0], [3.0, 0.0], [0.0, 3.0]])
+    label = np.repeat([0, 1, 2], 20)
+    x = centres[label] + rng.normal(0, 0.6, (60, 2))
+    target = label if classes else np.sin(x[:, 0]) + 0.5 * x[:, 1]
+    pd.DataFrame({"x1": x[:, 0], "x2": x[:, 1], "y": target}).to_csv(path, index=False)
+    return str(path)
 
 
-def test_run_report_has_decision_boundaries_for_2d_data(tmp_path):
-    run = tmp_path / "run"
-    proc = run_cli("jaxbp.train", "data=moons", "hidden=5", "num_seeds=6", "epochs=30",
-                   f"hydra.run.dir={run}", cwd=tmp_path)
-    assert proc.returncode == 0, proc.stderr
-    assert report.main([str(run)]) == 0
-    _check_figures(run / "report", at_least=3)
-    assert (run / "report" / "decision_boundaries.png").is_file()
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """Real jobs, trained in this process: one dir each under a dir that also serves as a
+    hand-made sweep of the first two. Each distinct network shape compiles once (~10 s)."""
+    root = tmp_path_factory.mktemp("runs")
+    files = tmp_path_factory.mktemp("data")
+    jobs = {
+        "xor": XOR,
+        "diverged": {**XOR, "activation": "relu", "output": "identity", "lr": 10.0, "epochs": 60},
+        "no_curves": {**XOR, "curve_seeds": 0},
+        "stopping": {"data": {"name": "moons", "n_samples": 80}, "hidden": 4, "lr": 2.0, "num_seeds": 16,
+                     "epochs": 400, "patience": 10, "curve_seeds": 16},
+        "classes": {"data": {"name": "file", "path": _data_file(files / "blobs.csv", True)},
+                    "output": "softmax", "loss": "ce", "hidden": 3, "lr": 1.0, "num_seeds": 8, "epochs": 150},
+        "values": {"data": {"name": "file", "path": _data_file(files / "values.csv", False)},
+                   "output": "identity", "hidden": 4, "lr": 0.2, "num_seeds": 8, "epochs": 150},
+    }
+    for name, values in jobs.items():
+        cfg = config.from_dict({"progress": False, "compile_cache": None, **values})
+        job.train(cfg, root / name, [], None)
+    shutil.rmtree(files)  # the data files "move": reports read the arrays each job kept
+    results.write_csv(root / "sweep.csv", pd.DataFrame({
+        "activation": ["sigmoid", "relu"], "lr": [8.0, 10.0], "job": [0, 1], "job_dir": ["xor", "diverged"],
+        "status": ["ok", "ok"], "reason": ["", ""]}))
+    return root
 
 
-def test_report_skips_failed_jobs_and_says_so(tmp_path, capsys):
-    good = tmp_path / "good.csv"
-    pd.DataFrame({"a": [0.0, 1.0, 2.0, 3.0], "y": [0, 1, 1, 0]}).to_csv(good, index=False)
-    broken = tmp_path / "broken.csv"
-    broken.write_text("a,y\nx,1\n")
+@pytest.fixture
+def drawn(monkeypatch):
+    """The figures the report draws, by function name: ``[(args, kwargs, figure)]``."""
+    calls = {}
+    for name in ("curve_panels", "decision_boundaries", "km_curves", "final_loss_panels", "seed_figure"):
+        original = getattr(figures, name)
+
+        def spy(*args, _name=name, _original=original, **kwargs):
+            fig = _original(*args, **kwargs)
+            calls.setdefault(_name, []).append((args, kwargs, fig))
+            return fig
+        monkeypatch.setattr(figures, name, spy)
+    return calls
+
+
+# ---------------------------------------------------------------- real runs
+def test_run_report_has_km_curves_and_decision_boundaries(runs, drawn):
+    assert report.main([str(runs / "xor")]) == 0
+    text = _check_figures(runs / "xor" / "report", at_least=4)
+    names = {p.name for p in (runs / "xor" / "report").glob("*.png")}
+    assert names == {"curves.png", "final_loss.png", "km.png", "decision_boundaries.png"}
+    summary = results.JobDir(runs / "xor").summary()
+    assert "median epochs to target, all seeds (Kaplan–Meier): " in text
+    assert "mean accuracy: train" in text and "converged (train loss ≤ 0.01 at the end)" in text
+    # The curves figure says how many seeds' curves it covers: curve_seeds, not num_seeds.
+    assert "over 10 of 32 seeds' curves" in drawn["curve_panels"][0][0][1]
+    # At lr=8 some 2-2-1 xor networks get stuck: the boundaries show at least one of them.
+    assert 0 < summary["success_rate"] < 1
+    panels = list(drawn["decision_boundaries"][0][0][2])
+    assert any("not converged" in p for p in panels) and any(p.endswith(": converged") for p in panels)
+
+
+def test_sweep_report_with_a_diverged_job_has_no_nan_and_no_runtime_warnings(runs, drawn):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        assert report.main([str(runs)]) == 0
+    text = _check_figures(runs / "report", at_least=4)
+    assert "nan" not in text.lower()
+    assert "— (all diverged)" in text and "32 of 32" in text
+    assert not (runs / "report" / "epochs_to_target.png").exists()
+    assert "median epochs to target, all seeds (KM) [95% CI]" in text
+    assert "median epochs, converged seeds only" in text
+    # The diverged job's losses (1e18 and more) do not stretch the shared log axis.
+    fig = drawn["curve_panels"][0][2]
+    low, high = fig.axes[0].get_ylim()
+    assert high < 1.0, "xor's MSE starts near 0.25; nothing above 1 is a trained curve"
+    assert "all 32 diverged" in fig.axes[1].get_title()
+
+
+def test_a_run_where_every_seed_diverged_reports(runs, drawn):
+    assert report.main([str(runs / "diverged")]) == 0
+    text = (runs / "diverged" / "report" / "report.md").read_text()
+    assert "none finite: every seed diverged" in text and "diverged: 32 of 32 seeds" in text
+    assert "median epochs to target, all seeds (Kaplan–Meier): not reached" in text
+
+
+def test_a_run_without_curves_draws_no_curve_figure_and_says_so(runs):
+    assert report.main([str(runs / "no_curves")]) == 0
+    out = runs / "no_curves" / "report"
+    assert not (out / "curves.png").exists() and (out / "km.png").is_file()
+    assert "No loss curves were kept (curve_seeds=0)" in (out / "report.md").read_text()
+
+
+def test_early_stopped_curves_end_with_a_mark(runs, drawn):
+    seeds = results.JobDir(runs / "stopping").seeds()
+    assert seeds["stopped_epoch"].notna().any(), "patience=10 on moons must stop some seed"
+    assert report.main([str(runs / "stopping")]) == 0
+    ax = drawn["curve_panels"][0][2].axes[0]
+    marks = [line for line in ax.lines if line.get_label() == "early stopped"]
+    stopped_before_the_end = (seeds["stopped_epoch"] < 400).sum()  # curve_seeds = num_seeds = 16
+    assert marks and len(marks[0].get_xdata()) == stopped_before_the_end
+    assert "stopped early" in (runs / "stopping" / "report" / "report.md").read_text()
+
+
+@pytest.mark.parametrize("name,targets,classes", [("classes", "classes", 3), ("values", "values", 0)])
+def test_decision_boundaries_take_classes_or_values_from_the_kept_data(runs, drawn, name, targets, classes):
+    # The data files were deleted after training: the report reads the job's data.npz.
+    assert report.main([str(runs / name)]) == 0
+    assert (runs / name / "report" / "decision_boundaries.png").is_file()
+    args, _, fig = drawn["decision_boundaries"][0]
+    x, y, surfaces, gx, gy, kind, title = args[:7]
+    assert kind == targets and x.shape == (60, 2) and x.shape[0] == len(y)
+    if classes:
+        assert sorted(set(y)) == [0, 1, 2] and "predicted class" in title
+        assert [t.get_text() for t in fig.legends[0].get_texts()] == ["class 0", "class 1", "class 2"]
+    else:
+        assert len(set(np.round(y, 6))) == len(y) and "predicted output" in title
+        assert any(ax.get_label() == "<colorbar>" for ax in fig.axes)
+
+
+def test_seed_report_draws_one_network(runs, drawn):
+    assert report.main([str(runs / "xor"), "--seed", "17"]) == 0
+    png = runs / "xor" / "report" / "seed_17.png"
+    assert png.is_file() and Image.open(png).size[0] > 800
+    fig = drawn["seed_figure"][0][2]
+    lines = fig.axes[2].get_legend().get_texts()
+    assert [t.get_text() for t in lines] == ["class 0", "class 1", "unit 1", "unit 2"]
+
+
+def test_seed_report_of_data_that_is_not_2d_shows_the_outputs(tmp_path, drawn):
+    write_job(tmp_path / "parity", [10, None, 30], {"data": {"name": "parity"}})
+    assert report.main([str(tmp_path / "parity"), "--seed", "1"]) == 0
+    fig = drawn["seed_figure"][0][2]
+    assert len(fig.axes) == 2 and "8 training rows" in fig.axes[1].get_title()
+    assert "(not converged" in fig._suptitle.get_text()
+
+
+def test_a_run_without_params_reports_without_networks_and_says_why(tmp_path, capsys):
+    write_job(tmp_path / "lean", [10, None, 30], {"save_params": False})
+    assert report.main([str(tmp_path / "lean")]) == 0
+    assert "No decision boundaries: " in (tmp_path / "lean" / "report" / "report.md").read_text()
+    assert "save_params=false" in (tmp_path / "lean" / "report" / "report.md").read_text()
+    capsys.readouterr()
+    assert report.main([str(tmp_path / "lean"), "--seed", "1"]) == 2
+    assert "save_params=false" in capsys.readouterr().err
+
+
+def test_unknown_seed_is_refused_in_one_line(runs, capsys):
+    assert report.main([str(runs / "xor"), "--seed", "999"]) == 2
+    assert capsys.readouterr().err.strip() == f"jaxbp.report: seed 999 is not in {runs / 'xor'} (its seeds are 0–31)"
+
+
+def test_bench_report_goes_next_to_the_bench_file(tmp_path):
+    bench = tmp_path / "b" / "bench.csv"
+    bench.parent.mkdir()
+    pd.DataFrame({"impl": ["jaxbp_vmap", "jaxbp_vmap", "numpy"], "device": "cpu", "num_seeds": [10, 100, 10],
+                  "seed_epochs_per_s": [1e4, 8e4, 1e3]}).to_csv(bench, index=False)
+    assert report.main([str(bench)]) == 0
+    assert (tmp_path / "b" / "bench_report" / "scaling.png").is_file()
+
+
+# ---------------------------------------------------------------- bad input
+def _copy(runs, tmp_path, name="xor"):
+    return shutil.copytree(runs / name, tmp_path / name)
+
+
+def _sweep(runs, tmp_path, **columns):
     sweep = tmp_path / "sweep"
-    run_cli("jaxbp.train", "-m", "data=file", f"data.path={good},{broken}", "num_seeds=3",
-            "epochs=10", f"hydra.sweep.dir={sweep}", cwd=tmp_path)
+    sweep.mkdir()
+    shutil.copytree(runs / "xor", sweep / "xor")
+    table = {"lr": [8.0], "job": [0], "job_dir": ["xor"], "status": ["ok"], "reason": [""], **columns}
+    pd.DataFrame({k: v for k, v in table.items() if v is not None}).to_csv(sweep / "sweep.csv", index=False)
+    return sweep
+
+
+def _write(path, content: bytes):
+    path.write_bytes(content)
+    return path.parent if path.name != "bench.csv" else path
+
+
+BAD = {
+    "empty sweep.csv": (lambda r, t: _write(_sweep(r, t) / "sweep.csv", b""), "cannot be read"),
+    "binary sweep.csv": (lambda r, t: _write(_sweep(r, t) / "sweep.csv", bytes(range(256)) * 4), "sweep.csv"),
+    "sweep.csv without status": (lambda r, t: _sweep(r, t, status=None), "has no 'status' column"),
+    "sweep.csv naming no job dir": (lambda r, t: _sweep(r, t, job_dir=["gone"]), "has no finished jobs"),
+    "sweep dir without sweep.csv": (lambda r, t: (_sweep(r, t) / "sweep.csv").unlink() or t / "sweep",
+                                    "rerun the same sweep command"),
+    "corrupt summary.json": (lambda r, t: _write(_copy(r, t) / "summary.json", b'{"config": {'),
+                             "summary.json changed since it was written"),
+    "garbage seeds.csv": (lambda r, t: _write(_copy(r, t) / "seeds.csv", b"seed,final_loss\nx,y\n"),
+                          "seeds.csv changed"),
+    "no params": (lambda r, t: (_copy(r, t) / "params.npz").unlink() or t / "xor", "params.npz missing"),
+    "empty bench.csv": (lambda r, t: _write(t / "bench.csv", b""), "cannot be read as a CSV"),
+    "bench.csv of words": (lambda r, t: _write(t / "bench.csv", b"seed_epochs_per_s,impl\nfast,jaxbp_vmap\n"),
+                           "lacks the columns"),
+    "a text file": (lambda r, t: _write(t / "notes.txt", b"hello"), "neither a jaxbp run dir"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD))
+def test_bad_input_ends_in_one_line(runs, tmp_path, capsys, case):
+    make, message = BAD[case]
+    path = make(runs, tmp_path)
+    assert report.main([str(path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and message in err, err
+
+
+def test_a_sweep_job_whose_files_changed_is_left_out_and_named(runs, tmp_path, capsys):
+    sweep = _sweep(runs, tmp_path, lr=[8.0, 10.0], job=[0, 1], job_dir=["xor", "diverged"], status=["ok", "ok"],
+                   reason=["", ""])
+    shutil.copytree(runs / "diverged", sweep / "diverged")
+    (sweep / "diverged" / "summary.json").write_text(json.dumps({"config": "garbled"}))
     assert report.main([str(sweep)]) == 0
-    assert "skipped" in capsys.readouterr().err
-    assert "Jobs left out" in (sweep / "report" / "report.md").read_text()
+    assert "1 job(s) not ok, skipped" in capsys.readouterr().err
+    assert "job 1 skipped:" in (sweep / "report" / "report.md").read_text()
 
 
 def test_report_refuses_what_it_cannot_read(tmp_path, capsys):
@@ -66,3 +265,30 @@ def test_report_refuses_what_it_cannot_read(tmp_path, capsys):
     pd.DataFrame(columns=["lr", "job", "job_dir", "status", "reason"]).to_csv(empty / "sweep.csv", index=False)
     assert report.main([str(empty)]) == 2
     assert "no finished jobs" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- end to end, as a user runs it
+# One experiment end to end in the default run; the others (each composes in test_config)
+# run with -m slow.
+@pytest.mark.parametrize("name", [n if n == "xor_lr_hidden" else pytest.param(n, marks=pytest.mark.slow)
+                                  for n in EXPERIMENTS])
+def test_experiment_runs_shrunk_and_reports(tmp_path, name):
+    sweep = tmp_path / name
+    proc = run_cli("jaxbp.train", "-m", f"+experiment={name}", "num_seeds=3", "epochs=12",
+                   "log_every=4", f"hydra.sweep.dir={sweep}", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    table = pd.read_csv(sweep / "sweep.csv")
+    assert (table["status"] == "ok").all() and len(table) >= 4
+    assert report.main([str(sweep)]) == 0
+    text = _check_figures(sweep / "report", at_least=3)
+    assert "Wilson 95%" in text and "| job |" in text and "km.png" in text
+
+
+def test_report_skips_failed_jobs_and_says_so(runs, tmp_path, capsys):
+    # A data file is refused before a sweep starts now, so the failed job is written by hand.
+    sweep = _sweep(runs, tmp_path, lr=[8.0, 1.0], job=[0, 1], job_dir=["xor", "1"], status=["ok", "failed"],
+                   reason=["", "RuntimeError: out of memory"])
+    assert report.main([str(sweep)]) == 0
+    assert "1 job(s) not ok, skipped" in capsys.readouterr().err
+    text = (sweep / "report" / "report.md").read_text()
+    assert "Jobs left out:\n- job 1 (failed) skipped: RuntimeError: out of memory" in text

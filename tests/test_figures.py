@@ -1,0 +1,99 @@
+"""Figures from small hand-made frames: what each one must show, and the empty or extreme
+inputs that used to break them (issue #19)."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from test_stats import seeds
+
+from jaxbp import figures, stats
+
+
+def _curves(seed_losses: dict[int, list[float]], step: int = 10) -> pd.DataFrame:
+    return pd.DataFrame([{"seed": s, "epoch": step * i, "loss": v} for s, losses in seed_losses.items()
+                         for i, v in enumerate(losses)])
+
+
+def _tick_labels_shown(fig, ax) -> bool:
+    fig.canvas.draw()
+    return any(label.get_visible() and label.get_text() for label in ax.get_xticklabels())
+
+
+def test_panels_above_an_empty_slot_keep_their_x_tick_labels():
+    # 5 panels in rows of 4: panels 1-3 have nothing below them, panel 0 has panel 4.
+    fig, axes = figures._grid(5, sharex=True, sharey=True)
+    for ax in axes:
+        ax.plot([0, 100], [1, 2])
+    assert [_tick_labels_shown(fig, ax) for ax in axes] == [False, True, True, True, True]
+
+
+def test_ordered_puts_numbers_then_text_then_missing():
+    assert figures.ordered([1.0, np.nan, 0.1, 1.0, 10.0]) == [0.1, 1.0, 10.0, pytest.approx(np.nan, nan_ok=True)]
+    assert figures.ordered(["sgd", "adam"]) == ["adam", "sgd"]
+    assert [figures.label(v) for v in (0.1, np.nan, "adam")] == ["0.1", "null", "adam"]
+
+
+def test_a_diverged_seed_does_not_stretch_the_loss_axis():
+    steady = _curves({0: [0.25, 0.1, 0.01], 1: [0.25, 0.2, 0.1]})
+    limits = figures.loss_limits([steady])
+    assert limits == pytest.approx((0.01 / 1.5, 0.25 * 1.5))
+    diverged = _curves({2: [0.25, 1e18, 1e37, np.inf]})
+    fig = figures.curve_panels({"ok": steady, "blown up": diverged}, "t", limits=limits)
+    assert fig.axes[0].get_ylim() == pytest.approx(limits)
+    assert any("median above the axis" in t.get_text() for t in fig.axes[1].texts)
+
+
+def test_curve_panels_mark_where_early_stopping_ended_a_seed():
+    curves = _curves({0: [0.3, 0.2, 0.1, 0.05], 1: [0.3, 0.25]})  # seed 1 stopped at epoch 10
+    fig = figures.curve_panels({"all seeds": curves}, "t", faint=2, last_epoch=30)
+    marks = [line for line in fig.axes[0].lines if line.get_label() == "early stopped"]
+    assert len(marks) == 1 and list(marks[0].get_xdata()) == [10] and list(marks[0].get_ydata()) == [0.25]
+
+
+def test_final_loss_panels_with_no_finite_loss_say_so():
+    fig = figures.final_loss_panels({"all diverged": np.full(4, np.inf)}, "t", target=0.01)
+    assert "all 4 seeds diverged" in fig.axes[0].texts[0].get_text()
+    fig = figures.final_loss_panels({"a": np.array([0.1, 0.01]), "b": np.array([np.inf, np.nan])}, "t")
+    assert "(n=2, 2 not finite)" in fig.axes[1].get_title()
+
+
+def test_km_curves_draw_the_share_solved_with_bands_on_one_axis_or_in_panels():
+    curve = stats.kaplan_meier(seeds([2, 4, 4, None]), epochs=10)
+    fig = figures.km_curves({"a": curve, "b": curve}, {"a": "4 [2, >10]", "b": "4 [2, >10]"}, "t")
+    ax = fig.axes[0]
+    assert len(fig.axes) == 1 and list(ax.lines[0].get_ydata()) == pytest.approx([0, 25, 75, 75])
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["a: 4 [2, >10]", "b: 4 [2, >10]"]
+    many = {f"job {i}": curve for i in range(figures.FEW_CURVES + 1)}
+    fig = figures.km_curves(many, {k: "4" for k in many}, "t")
+    assert len([a for a in fig.axes if a.get_visible()]) == len(many) and "job 6\n4" == fig.axes[6].get_title()
+
+
+def _plane():
+    x = np.array([[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]])
+    gx, gy = figures.plane(x, steps=20)
+    return x, gx, gy
+
+
+def test_decision_boundaries_of_two_classes_have_a_colourbar_for_the_shading():
+    x, gx, gy = _plane()
+    fig = figures.decision_boundaries(x, np.array([0, 1, 1, 0]), {"seed 0: converged": gx / 2, "seed 1": None},
+                                      gx, gy, "binary", "t")
+    assert any(ax.get_label() == "<colorbar>" for ax in fig.axes)
+    assert "no finite prediction" in fig.axes[1].texts[0].get_text()
+
+
+def test_decision_boundaries_of_three_classes_colour_each_class_and_name_it():
+    x, gx, gy = _plane()
+    regions = (gx > 0.5).astype(int) + (gy > 0.5).astype(int)  # classes 0, 1, 2
+    fig = figures.decision_boundaries(x, np.array([0, 1, 1, 2]), {"seed 0": regions}, gx, gy, "classes", "t")
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["class 0", "class 1", "class 2"]
+    assert not any(ax.get_label() == "<colorbar>" for ax in fig.axes)
+
+
+def test_a_regression_map_shares_one_colour_scale_across_panels():
+    x, gx, gy = _plane()
+    fig = figures.decision_boundaries(x, np.array([0.0, 1.0, 2.0, 3.0]), {"a": gx, "b": 5 * gy}, gx, gy,
+                                      "values", "t")
+    colourbar = next(ax for ax in fig.axes if ax.get_label() == "<colorbar>")
+    low, high = colourbar.get_ylim()
+    assert low <= -0.5 and high >= 5 * 1.5, "spans both panels' predictions, not just the first"
