@@ -28,12 +28,13 @@ __all__ = ["ConfigError", "InitConfig", "RunConfig", "from_dict", "check_fits", 
 GRADS = ("manual", "autodiff")
 CRITERIA = ("loss", "margin", "fahlman")
 DTYPES = ("float32", "float64")
+DISTRIBUTED = ("auto", "off")  # auto: join a multi-process job when the environment names one
 MAX_EPOCHS = 2**31 - 2**20  # epoch counters are int32; leave room for a last block
 MAX_WIDTH = 65_536  # a hidden layer wider than this is a typo, not an experiment
 MAX_DEPTH = 64
 MAX_CURVE_POINTS = 50_000_000  # curve_seeds × samples: 200 MB of float32 curves
 # Keys that change how a job runs but not the numbers it produces.
-COSMETIC_KEYS = ("progress", "compile_cache", "devices", "max_members_per_chunk")
+COSMETIC_KEYS = ("progress", "compile_cache", "devices", "max_members_per_chunk", "distributed")
 
 
 @dataclass(frozen=True)
@@ -87,6 +88,7 @@ class RunConfig:
     devices: Optional[int] = None  # shard seeds over this many local devices; None = all
     compile_cache: Optional[str] = "~/.cache/jaxbp/xla"  # JAX's persistent cache; null = off
     max_members_per_chunk: Optional[int] = None  # members per program call; null = what fits in memory
+    distributed: str = "auto"  # auto: one job over the processes SLURM/TPU/JAXBP_* name (jaxbp.distributed) | off
     save_params: bool = True  # write every seed's final params to params.npz
     init: InitConfig = field(default_factory=InitConfig)
     data: datasets.DataOption = field(default_factory=datasets.Xor)
@@ -131,6 +133,7 @@ class RunConfig:
                 f"(this asks for {points:,}): raise log_every or lower curve_seeds")
         if self.devices is not None:
             check_int("devices", self.devices, 1, allowed="null (all local devices) or an integer >= 1")
+        check_choice("distributed", self.distributed, DISTRIBUTED)
         if self.max_members_per_chunk is not None:
             check_int("max_members_per_chunk", self.max_members_per_chunk, 1,
                       allowed="null (what fits in memory) or an integer >= 1")
@@ -238,7 +241,7 @@ def shape_key(cfg: RunConfig) -> RunConfig:
     optim = dataclasses.replace(cfg.optim, **{k: 0.5 for k in cfg.optim.hyperparams()})
     return dataclasses.replace(
         cfg, lr=1.0, seed=0, num_seeds=1, target_loss=0.0, margin=0.5, curve_seeds=0, progress=False,
-        compile_cache=None, devices=None, max_members_per_chunk=None, save_params=True,
+        compile_cache=None, devices=None, max_members_per_chunk=None, distributed="auto", save_params=True,
         l1=float(cfg.l1 > 0), l2=float(cfg.l2 > 0),
         init=dataclasses.replace(cfg.init, scale=1.0), optim=optim)
 

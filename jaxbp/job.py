@@ -116,10 +116,13 @@ def stored_line(job_dir: Path) -> str:
 
 def train(cfg: RunConfig, job_dir: Path, overrides: list[str], job_num: int | None = None,
           dataset=None) -> str:
-    """Trains one job alone and writes it; returns its summary line."""
-    from jaxbp import runner
+    """Trains one job alone and writes it; returns its summary line. In a multi-process job
+    every process trains its share and only process 0 writes."""
+    from jaxbp import distributed, runner
 
     result = runner.run(cfg, desc=f"job {job_num}" if job_num is not None else "train")
+    if not distributed.writes():
+        return f"{distributed.describe()}: trained its share of {cfg.num_seeds} seeds; process 0 writes {job_dir}"
     dataset = dataset if dataset is not None else runner.program_for(cfg).dataset
     return write(job_dir, cfg, result, np.arange(cfg.num_seeds), dataset, overrides, job_num,
                  Timing(result.wall_s, result.compile_s))

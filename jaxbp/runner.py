@@ -21,7 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from jaxbp import config, engine, memory
+from jaxbp import config, distributed, engine, memory
 from jaxbp.config import RunConfig
 
 TARGET_CHUNKS = 20  # progress updates per job; each chunk is one call of the same program
@@ -132,6 +132,15 @@ def _compiled(fn, *args):
 
 
 def _mesh_sharding(cfg: RunConfig):
+    if jax.process_count() > 1:  # one job over several processes: every process's devices
+        devices = jax.devices()
+        if cfg.devices is not None and cfg.devices != len(devices):
+            import logging
+
+            logging.getLogger("jaxbp.runner").warning(
+                f"devices={cfg.devices} ignored: a multi-process job uses all {len(devices)} devices "
+                f"of its {jax.process_count()} processes")
+        return NamedSharding(Mesh(np.array(devices), ("members",)), PartitionSpec("members")), len(devices)
     devices = jax.local_devices()
     count = len(devices) if cfg.devices is None else min(cfg.devices, len(devices))
     if cfg.devices is not None and cfg.devices > len(devices):
@@ -169,7 +178,7 @@ def _place_members(cfg: RunConfig, seeds: np.ndarray, hyper: dict, params, size:
         a = np.asarray(a, dtype)
         return np.concatenate([a, np.repeat(a[-1:], padding, axis=0)]) if padding else a
 
-    place = (lambda a: jax.device_put(a, sharding)) if sharding else jnp.asarray
+    place = (lambda a: _sharded(a, sharding)) if sharding else jnp.asarray
     members = [place(pad(seeds, np.uint32)),
                {k: place(pad(v, jnp.dtype(cfg.dtype))) for k, v in hyper.items()}]
     if params is not None:
@@ -177,11 +186,18 @@ def _place_members(cfg: RunConfig, seeds: np.ndarray, hyper: dict, params, size:
     return members
 
 
+def _sharded(a: np.ndarray, sharding) -> jax.Array:
+    """A global array laid out by ``sharding``: each process fills only its own devices'
+    shards, from the whole member table that every process holds alike."""
+    return jax.make_array_from_callback(a.shape, sharding, lambda index: a[index])
+
+
 def _train(cfg: RunConfig, programs: _Programs, members, curve_idx, sharding, bar, done_epochs: int):
     """Compiles (or reuses) init, chunk and finalize, then runs every block of epochs for
     one chunk of members.
 
-    Returns ``(params, metrics, curves (T, curve members), compile_s)`` as device arrays.
+    Returns ``(params, metrics, curves (T, curve members), compile_s)`` as arrays this
+    process can read whole (in a multi-process job, gathered from every process).
     """
     total_blocks = cfg.blocks
     blocks_per_call = math.ceil(total_blocks / TARGET_CHUNKS)
@@ -202,7 +218,8 @@ def _train(cfg: RunConfig, programs: _Programs, members, curve_idx, sharding, ba
             reached = min(cfg.epochs, (first_block + blocks_per_call) * cfg.sample_every)
             bar.update(done_epochs + reached - bar.n)
     params, metrics = finalize(states, epochs)
-    return params, metrics, jnp.concatenate(curves, axis=0)[:total_blocks], compile_s
+    curves = jnp.concatenate(curves, axis=0)[:total_blocks]
+    return (*distributed.to_host((params, metrics, curves)), compile_s)
 
 
 def chunk_size(cfg: RunConfig, n_members: int) -> int:
@@ -210,7 +227,8 @@ def chunk_size(cfg: RunConfig, n_members: int) -> int:
     program = _programs(cfg).program
     state = config.member_bytes(cfg, program.spec, program.dataset.x_train.shape[0])
     budget = memory.device_bytes(jax.local_devices()[0]) or memory.available_bytes()
-    return memory.members_per_chunk(state, n_members, budget, cfg.max_members_per_chunk)
+    # Processes estimate from their own memory but must run the same chunks.
+    return distributed.agreed_min(memory.members_per_chunk(state, n_members, budget, cfg.max_members_per_chunk))
 
 
 def member_table(cfg: RunConfig, seeds=None, hyper=None, lrs=None) -> tuple[np.ndarray, dict]:
@@ -226,7 +244,8 @@ def member_table(cfg: RunConfig, seeds=None, hyper=None, lrs=None) -> tuple[np.n
 
 def run(cfg: RunConfig, seeds=None, lrs=None, curve_members=None, progress: bool | None = None,
         desc: str = "train", hyper: dict | None = None, init_params=None) -> RunResult:
-    """Trains every member and returns host-side results.
+    """Trains every member and returns host-side results, whole in every process of a
+    multi-process job (each trains its devices' share; :mod:`jaxbp.distributed`).
 
     Args:
         cfg: the job; ``seeds`` default to ``seed .. seed+num_seeds-1``, every traced

@@ -19,7 +19,7 @@ import pandas as pd
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from jaxbp import app, config, results
+from jaxbp import app, config, distributed, results
 from jaxbp.checks import ConfigError
 
 log = logging.getLogger("jaxbp.sweep")
@@ -221,6 +221,8 @@ class SweepCallback(Callback):
             check_sweeper_arguments(config, kwargs.get("config_name"))
         # Other sweepers choose jobs as they go: each job checks itself, and their own
         # launcher (or sweeper) records the jobs it launches.
+        if not distributed.is_lead(str(config.get("distributed", "auto"))):
+            return  # a multi-process sweep: process 0 owns the sweep dir
         store = results.SweepDir(Path(config.hydra.sweep.dir))
         try:
             self._lock = store.lock()
@@ -236,6 +238,8 @@ class SweepCallback(Callback):
             store.add_jobs([{"num": i, "overrides": o} for i, o in enumerate(jobs)])
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        if not distributed.is_lead(str(config.get("distributed", "auto"))):
+            return  # process 0 aggregates; this one wrote nothing
         sweep_dir = Path(config.hydra.sweep.dir)
         try:
             sweep, _ = aggregate(sweep_dir)

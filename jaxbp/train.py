@@ -24,7 +24,7 @@ from hydra.core.hydra_config import HydraConfig  # noqa: E402
 from hydra.types import RunMode  # noqa: E402
 from omegaconf import DictConfig  # noqa: E402
 
-from jaxbp import app, job, paths, results  # noqa: E402
+from jaxbp import app, distributed, job, paths, results  # noqa: E402
 from jaxbp.checks import ConfigError  # noqa: E402
 
 app.register()
@@ -43,25 +43,32 @@ def main(composed: DictConfig) -> None:
         os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
     try:
         cfg = app.to_run_config(composed)
-        done = results.JobDir(job_dir)
-        if sweeping and done.is_complete(job.vouches(cfg)):
-            if done.written_by_this_process():  # the fused launcher trained it just now
-                log.info(job.stored_line(job_dir))
-            else:
-                log.info(f"job {job_num} already complete, skipped → {job_dir}")
-            return
-        app.setup_compile_cache(cfg)
-        log.info(job.train(cfg, job_dir, overrides, job_num))
+        # Joins a multi-process job before anything touches JAX; within, any process's
+        # failure ends them all (jaxbp.distributed). Alone, nothing changes.
+        with distributed.joined(cfg.distributed, lambda reason: _failed_together(job_dir, overrides, reason)):
+            if not distributed.writes():
+                _log_to_console_only()
+            done = results.JobDir(job_dir)
+            if sweeping and distributed.lead_decides(done.is_complete(job.vouches(cfg))):
+                if done.written_by_this_process():  # the fused launcher trained it just now
+                    log.info(job.stored_line(job_dir))
+                else:
+                    log.info(f"job {job_num} already complete, skipped → {job_dir}")
+                return
+            app.setup_compile_cache(cfg)
+            log.info(job.train(cfg, job_dir, overrides, job_num))
     except ConfigError as err:  # the callback refuses bad values first; this is a backstop
         if not sweeping:
             app.refuse(err)
-        results.JobDir(job_dir).write_failure(str(err), overrides, None)
+        if distributed.writes():
+            results.JobDir(job_dir).write_failure(str(err), overrides, None)
         print(f"job {job_num} failed: {err}", file=sys.stderr)
     except Exception as err:  # noqa: BLE001 - a sweep must outlive any one job
         if os.environ.get("HYDRA_FULL_ERROR") == "1":
             raise
         reason = f"{type(err).__name__}: {err}".splitlines()[0][:300]
-        results.JobDir(job_dir).write_failure(reason, overrides, None)
+        if distributed.writes():
+            results.JobDir(job_dir).write_failure(reason, overrides, None)
         if not sweeping:  # one line, no traceback; failed.json keeps the reason
             print(f"jaxbp: the run failed: {reason}\nNo results were marked complete in {job_dir}.",
                   file=sys.stderr)
@@ -69,9 +76,31 @@ def main(composed: DictConfig) -> None:
         print(f"job {job_num} failed: {reason}", file=sys.stderr)
 
 
+def _log_to_console_only() -> None:
+    """Keeps a process other than 0 out of the job's log file: under submitit, every task
+    ran Hydra's job set-up, log file included (on the command line it never opens one)."""
+    root = logging.getLogger()
+    for handler in [h for h in root.handlers if isinstance(h, logging.FileHandler)]:
+        root.removeHandler(handler)
+        handler.close()
+
+
+def _failed_together(job_dir: Path, overrides: list[str], reason: str) -> None:
+    """How each process of a failed multi-process job ends: process 0 records the reason."""
+    if distributed.is_lead():
+        results.JobDir(job_dir).write_failure(reason, overrides, None)
+    print(f"jaxbp: the run failed: {reason}\nNo results were marked complete in {job_dir}.",
+          file=sys.stderr, flush=True)
+
+
 def cli() -> None:
     """The entry point: Ctrl-C ends with one line and status 130; a job it interrupted has
     no marker, so a rerun recomputes it."""
+    try:
+        # Hydra writes .hydra/ and its log before the task runs: only process 0 may.
+        sys.argv += distributed.quiet_overrides(sys.argv[1:])
+    except distributed.DistributedEnvError as err:
+        app.refuse_message(str(err))
     try:
         main()
     except KeyboardInterrupt:

@@ -61,7 +61,8 @@ def test_vmap_launcher_fuses_and_matches_basic(tmp_path, basic_sweep):
 
 
 def test_vmap_launcher_keeps_shapes_apart_and_resumes(tmp_path):
-    args = ["-m", "lr=0.1,1.0", "hidden=2,3", "epochs=50", "num_seeds=4", f"hydra.sweep.dir={tmp_path / 's'}"]
+    # Depth changes the program's shape; hidden width alone would fuse (masking).
+    args = ["-m", "lr=0.1,1.0", "depth=1,2", "epochs=50", "num_seeds=4", f"hydra.sweep.dir={tmp_path / 's'}"]
     first = run_cli("jaxbp.train", *args, cwd=tmp_path)
     assert first.returncode == 0, first.stderr
     assert "Launching 4 jobs as 2 fused program(s)" in first.stdout + first.stderr

@@ -74,7 +74,7 @@ class VmapLauncher(Launcher):
         self.config, self.hydra_context, self.task_function = config, hydra_context, task_function
 
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
-        from jaxbp import results
+        from jaxbp import distributed, results
 
         setup_globals()
         assert self.config is not None and self.hydra_context is not None
@@ -83,8 +83,12 @@ class VmapLauncher(Launcher):
         sweep_dir.mkdir(parents=True, exist_ok=True)
         jobs = [self._job(initial_job_idx + i, list(o)) for i, o in enumerate(job_overrides)]
         refuse_shared_dirs(jobs)
-        results.SweepDir(sweep_dir).add_jobs([{"num": j.num, "overrides": j.overrides} for j in jobs])
-        groups = group_jobs(jobs, self.max_members, self._width_policy())
+        setting = str(self.config.get("distributed", "auto"))
+        if distributed.is_lead(setting):
+            results.SweepDir(sweep_dir).add_jobs([{"num": j.num, "overrides": j.overrides} for j in jobs])
+        # A multi-process sweep joins JAX's runtime in its first task, before JAX starts:
+        # its jobs train one by one there, unfused.
+        groups = [] if distributed.planned(setting) else group_jobs(jobs, self.max_members, self._width_policy())
         pending = sum(len(g) for g in groups)
         skipped = f" ({len(jobs) - pending} skipped here: complete, or left to their task)"
         log.info(f"Launching {len(jobs)} jobs as {len(groups)} fused program(s)"
