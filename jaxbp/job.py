@@ -91,7 +91,15 @@ def describe(summary: dict[str, Any], job_dir: Path) -> str:
     timing = f"{summary['wall_s']:.1f} s (compile {summary['compile_s']:.1f} s)"
     if fused > 1:
         timing = f"trained fused with {fused - 1} other job{'s' if fused > 2 else ''}: {timing} for all {fused}"
-    return f"{', '.join(parts)}; {timing} → {job_dir}"
+    return f"{', '.join(parts)}; {timing} → {_shown(job_dir)}"
+
+
+def _shown(path) -> str:
+    """A path as the user would type it: relative to the working dir when inside it."""
+    import os
+
+    relative = os.path.relpath(path)
+    return str(path) if relative.startswith("..") else relative
 
 
 def _finite(value) -> bool:
