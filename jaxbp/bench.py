@@ -24,6 +24,12 @@ in steady state: each implementation runs once to warm up (compile), then is tim
   bound pays and a fused kernel does not; so the bound is loose from below by at most that).
 
 ``--scaling`` adds ``jaxbp_vmap`` rows for S = 1, 10, ..., 100,000 (``--max-scaling-seeds``).
+
+``--kernel pallas`` adds a ``jaxbp_pallas`` row after ``jaxbp_vmap``:
+:func:`jaxbp.pallas_kernel.train_blocks` on the same seeds, initial weights and epochs, and
+prints its throughput as a multiple of ``jaxbp_vmap``'s. On a GPU it compiles with Triton;
+elsewhere it runs in Pallas interpret mode, which checks that it runs but says nothing about
+its speed on a GPU.
 """
 
 from __future__ import annotations
@@ -91,6 +97,35 @@ def bench_sequential(cfg: config.RunConfig, seeds: int) -> dict:
     return _row("jaxbp_sequential", seeds, cfg, time.perf_counter() - start, compile_s)
 
 
+def bench_pallas(cfg: config.RunConfig) -> dict:
+    from jaxbp import pallas_kernel
+
+    program = runner.program_for(cfg)  # the data and init the jaxbp rows used
+    ds, spec = program.dataset, program.spec
+    ok, why = pallas_kernel.supports(spec, *ds.x_train.shape, cfg.optim.name, cfg.batch_size)
+    if not ok:
+        raise SystemExit(f"--kernel pallas cannot run this job: {why}")
+    hyper = engine.member_hyper(cfg)
+    init = jax.jit(jax.vmap(lambda s: program.init(engine.seed_key(s), hyper).params))
+    packed = pallas_kernel.pack(init(jnp.arange(cfg.num_seeds, dtype=jnp.uint32)))
+    seeds = cfg.num_seeds
+
+    def train():
+        return pallas_kernel.train_blocks(
+            spec, ds.x_train, ds.y_train, packed, None, jnp.full(seeds, cfg.lr, jnp.float32),
+            jnp.full(seeds, hyper.get("momentum", 0.0), jnp.float32), jnp.full(seeds, -1, jnp.int32),
+            jnp.zeros(seeds, bool), first_epoch=0, n_blocks=cfg.blocks, log_every=cfg.sample_every,
+            epochs=cfg.epochs, target_loss=cfg.target_loss, optimizer=cfg.optim.name,
+            interpret=jax.default_backend() != "gpu")
+
+    start = time.perf_counter()
+    jax.block_until_ready(train())  # compiles
+    compile_s = time.perf_counter() - start
+    start = time.perf_counter()
+    jax.device_get(train())  # with the results on the host, as runner.run's are
+    return _row("jaxbp_pallas", seeds, cfg, time.perf_counter() - start, compile_s)
+
+
 def numpy_train(x: np.ndarray, y: np.ndarray, params: list[np.ndarray], lr: float, epochs: int):
     """Full-batch SGD on a 2-H-1 sigmoid/MSE net for S seeds at once, in NumPy.
 
@@ -149,12 +184,16 @@ def bench_roofline(cfg: config.RunConfig, repeats: int = 20) -> dict:
 
 def run_benchmark(seeds: int, epochs: int, hidden: int, dataset: str = "xor",
                   sequential_seeds: int = 256, numpy_seeds: int | None = None,
-                  impls=None) -> pd.DataFrame:
-    """One row per implementation, all measured in this process."""
+                  impls=None, kernel: str = "xla") -> pd.DataFrame:
+    """One row per implementation, all measured in this process; ``kernel="pallas"`` adds
+    ``jaxbp_pallas`` after ``jaxbp_vmap``."""
     cfg = job_config(seeds, epochs, hidden, dataset)
-    impls = impls or ["jaxbp_vmap", "jaxbp_sequential", "numpy_batched", "roofline"]
+    impls = list(impls or ["jaxbp_vmap", "jaxbp_sequential", "numpy_batched", "roofline"])
+    if kernel == "pallas" and "jaxbp_pallas" not in impls:
+        impls.insert(impls.index("jaxbp_vmap") + 1 if "jaxbp_vmap" in impls else 0, "jaxbp_pallas")
     bench = {
         "jaxbp_vmap": lambda: bench_vmap(cfg),
+        "jaxbp_pallas": lambda: bench_pallas(cfg),
         "jaxbp_sequential": lambda: bench_sequential(cfg, min(seeds, sequential_seeds)),
         "numpy_batched": lambda: bench_numpy(cfg, min(seeds, numpy_seeds or seeds)),
         "roofline": lambda: bench_roofline(cfg),
@@ -242,6 +281,10 @@ def format_table(table: pd.DataFrame) -> str:
         shown = f"{ratio:.1%}" if row["impl"] == "roofline" else f"{ratio:.2f}×"
         lines.append(f"{row['impl']:<18} {row['num_seeds']:>9} {row['seed_epochs_per_s']:>14.4g} "
                      f"{row['wall_s']:>8.3f} {row['compile_s']:>9.3f} {shown:>12}")
+    pallas = table[table["impl"] == "jaxbp_pallas"]["seed_epochs_per_s"]
+    if len(pallas) and vmap > 0:
+        lines.append(f"jaxbp_pallas ÷ jaxbp_vmap: {pallas.max() / vmap:.2f}×"
+                     + ("" if jax.default_backend() == "gpu" else " (interpret mode: not a GPU speed)"))
     first = table.iloc[0]
     lines.append(f"backend {first['backend']}, device {first['device']}, peak RSS "
                  f"{table['peak_rss_mb'].max():.0f} MB")
@@ -264,6 +307,8 @@ def main(argv=None) -> int:
     parser.add_argument("--numpy-seeds", type=int, default=None,
                         help="cap on numpy_batched's seeds (default --seeds)")
     parser.add_argument("--impls", help="comma-separated subset of impls to run")
+    parser.add_argument("--kernel", choices=["xla", "pallas"], default="xla",
+                        help="pallas: add a jaxbp_pallas row (jaxbp.pallas_kernel) beside jaxbp_vmap")
     parser.add_argument("--sweep", action="store_true",
                         help="time -m lr=0.01,0.1,1.0 hidden=2,3,8 under the basic and the fused launcher "
                              "(fresh processes; --seeds and --epochs default to 1000 and 5000 here)")
@@ -284,7 +329,7 @@ def main(argv=None) -> int:
         return 0
     impls = args.impls.split(",") if args.impls else None
     table = run_benchmark(args.seeds, args.epochs, args.hidden, args.data, args.sequential_seeds,
-                          args.numpy_seeds, impls)
+                          args.numpy_seeds, impls, args.kernel)
     print(format_table(table))
     if args.scaling:
         series = scaling(args.epochs, args.hidden, args.max_scaling_seeds, args.data)

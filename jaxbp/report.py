@@ -371,7 +371,8 @@ def _surface(run: results.Run, params, points: np.ndarray, targets: str) -> np.n
     """The network's prediction at ``points``: P(class 1), the argmax class, or output 1."""
     from jaxbp import model
 
-    output = np.asarray(model.forward(run.spec, params, points.astype(np.float32)))
+    with np.errstate(all="ignore"):  # a diverged seed's huge weights overflow: drawn as missing
+        output = np.asarray(model.forward(run.spec, params, points.astype(np.float32)))
     if not np.isfinite(output).all():
         return None
     return output.argmax(axis=1) if targets == "classes" else output[:, 0]
@@ -440,7 +441,9 @@ def report_seed(run_dir: Path, seed: int) -> list[Path]:
         from jaxbp import model
 
         shown = x[:BAR_ROWS].astype(np.float32)
-        units = {"output": np.asarray(model.forward(run.spec, params, shown)), "target": run.dataset.y_train[:BAR_ROWS]}
+        with np.errstate(all="ignore"):
+            output = np.asarray(model.forward(run.spec, params, shown))
+        units = {"output": output, "target": run.dataset.y_train[:BAR_ROWS]}
     state = _boundary_seeds(rows, 1)[seed]
     title = f"Seed {seed} ({state}): {describe_job(job.summary)}"
     fig = figures.seed_figure(curve, job.config["epochs"], job.config.get("target_loss", 0), boundary, units, title)
