@@ -110,9 +110,9 @@ def test_gradcheck_prints_one_line_per_spec(capsys):
 
     assert gradcheck.main(["--sizes", "2,3,3,1"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
-    assert len(lines) == 4  # header, the spec, the spec masked, the verdict
+    assert len(lines) == 5  # header; the spec as is, masked, with shortcuts and a sum; the verdict
     assert gradcheck.main(["--sizes", "2,3,3,1", "--verbose"]) == 0
-    assert len(capsys.readouterr().out.strip().splitlines()) == 2 + 2 * 3
+    assert len(capsys.readouterr().out.strip().splitlines()) == 2 + 3 * 3
 
 
 # 15. the README's exit statuses are the real ones
