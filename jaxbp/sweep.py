@@ -34,7 +34,7 @@ def stat_columns() -> list[str]:
     """sweep.csv's figure columns: the fixed ones, then what the statistics add."""
     from jaxbp import stats
 
-    extra = [c for c in getattr(stats, "SUMMARY_COLUMNS", []) if c not in STAT_COLUMNS]
+    extra = [c for c in stats.SUMMARY_COLUMNS if c not in STAT_COLUMNS]
     return STAT_COLUMNS + extra
 
 

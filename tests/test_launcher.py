@@ -65,16 +65,21 @@ SWEEP = ["-m", "lr=0.1,1.0", "optim=momentum", "optim.momentum=0.5,0.9", "l2=0.0
          "num_seeds=8", "epochs=150", "progress=false"]
 
 
-def test_fused_traced_hyperparameters_equal_jobs_run_alone(tmp_path):
-    # lr × momentum × l2 differ only in traced values: one program, same numbers as basic.
-    fused = run_cli("jaxbp.train", *SWEEP, f"hydra.sweep.dir={tmp_path / 'fused'}", cwd=tmp_path)
+def _fused_and_alone(tmp_path, args):
+    """The same sweep under the fused launcher and under basic: (fused process, both seeds frames)."""
+    fused = run_cli("jaxbp.train", *args, f"hydra.sweep.dir={tmp_path / 'fused'}", cwd=tmp_path)
     assert fused.returncode == 0, fused.stderr
-    assert "Launching 8 jobs as 1 fused program(s)" in fused.stdout + fused.stderr
-    alone = run_cli("jaxbp.train", *SWEEP, "hydra/launcher=basic", f"hydra.sweep.dir={tmp_path / 'alone'}",
+    alone = run_cli("jaxbp.train", *args, "hydra/launcher=basic", f"hydra.sweep.dir={tmp_path / 'alone'}",
                     cwd=tmp_path)
     assert alone.returncode == 0, alone.stderr
-    a = pd.read_csv(tmp_path / "fused" / "sweep_seeds.csv")
-    b = pd.read_csv(tmp_path / "alone" / "sweep_seeds.csv")
+    return (fused, pd.read_csv(tmp_path / "fused" / "sweep_seeds.csv"),
+            pd.read_csv(tmp_path / "alone" / "sweep_seeds.csv"))
+
+
+def test_fused_traced_hyperparameters_equal_jobs_run_alone(tmp_path):
+    # lr × momentum × l2 differ only in traced values: one program, same numbers as basic.
+    fused, a, b = _fused_and_alone(tmp_path, SWEEP)
+    assert "Launching 8 jobs as 1 fused program(s)" in fused.stdout + fused.stderr
     assert len(a) == len(b) == 64
     # XLA's arithmetic may differ in the last bits with the batch a member shares (README).
     np.testing.assert_allclose(a["final_loss"], b["final_loss"], rtol=1e-5)
@@ -89,14 +94,8 @@ def test_launcher_settings_are_typed(tmp_path, bad):
 
 def test_widths_fuse_into_one_program_equal_to_each_width_alone(tmp_path):
     args = ["-m", "hidden=2,3,8", "lr=1.0", "num_seeds=16", "epochs=200", "progress=false"]
-    fused = run_cli("jaxbp.train", *args, f"hydra.sweep.dir={tmp_path / 'fused'}", cwd=tmp_path)
-    assert fused.returncode == 0, fused.stderr
+    fused, a, b = _fused_and_alone(tmp_path, args)
     assert "Launching 3 jobs as 1 fused program(s)" in fused.stdout + fused.stderr
-    alone = run_cli("jaxbp.train", *args, "hydra/launcher=basic", f"hydra.sweep.dir={tmp_path / 'alone'}",
-                    cwd=tmp_path)
-    assert alone.returncode == 0, alone.stderr
-    a = pd.read_csv(tmp_path / "fused" / "sweep_seeds.csv")
-    b = pd.read_csv(tmp_path / "alone" / "sweep_seeds.csv")
     np.testing.assert_allclose(a["final_loss"], b["final_loss"], rtol=1e-5)
     assert (a["converged"] == b["converged"]).all()
     # Each job keeps its own width's params.
