@@ -28,13 +28,15 @@ __all__ = ["ConfigError", "InitConfig", "RunConfig", "from_dict", "check_fits", 
 GRADS = ("manual", "autodiff")
 CRITERIA = ("loss", "margin", "fahlman")
 DTYPES = ("float32", "float64")
+KERNELS = ("auto", "xla", "pallas")  # what trains the epochs (jaxbp.pallas_train.choose)
 DISTRIBUTED = ("auto", "off")  # auto: join a multi-process job when the environment names one
 MAX_EPOCHS = 2**31 - 2**20  # epoch counters are int32; leave room for a last block
 MAX_WIDTH = 65_536  # a hidden layer wider than this is a typo, not an experiment
 MAX_DEPTH = 64
 MAX_CURVE_POINTS = 50_000_000  # curve_seeds × samples: 200 MB of float32 curves
-# Keys that change how a job runs but not the numbers it produces.
-COSMETIC_KEYS = ("progress", "compile_cache", "devices", "max_members_per_chunk", "distributed")
+# Keys that change how a job runs but not the numbers it produces (beyond rounding: the
+# Pallas kernel equals the XLA engine to rtol 1e-5, so a finished job stays finished).
+COSMETIC_KEYS = ("progress", "compile_cache", "devices", "max_members_per_chunk", "distributed", "kernel")
 
 
 @dataclass(frozen=True)
@@ -90,6 +92,7 @@ class RunConfig:
     max_members_per_chunk: Optional[int] = None  # members per program call; null = what fits in memory
     distributed: str = "auto"  # auto: one job over the processes SLURM/TPU/JAXBP_* name (jaxbp.distributed) | off
     save_params: bool = True  # write every seed's final params to params.npz
+    kernel: str = "auto"  # xla (the engine) | pallas (jaxbp.pallas_kernel; CPU: interpret mode) | auto (xla for now)
     init: InitConfig = field(default_factory=InitConfig)
     data: datasets.DataOption = field(default_factory=datasets.Xor)
     optim: optimizers.OptimOption = field(default_factory=optimizers.SGD)
@@ -134,6 +137,7 @@ class RunConfig:
         if self.devices is not None:
             check_int("devices", self.devices, 1, allowed="null (all local devices) or an integer >= 1")
         check_choice("distributed", self.distributed, DISTRIBUTED)
+        check_choice("kernel", self.kernel, KERNELS)
         if self.max_members_per_chunk is not None:
             check_int("max_members_per_chunk", self.max_members_per_chunk, 1,
                       allowed="null (what fits in memory) or an integer >= 1")
@@ -203,6 +207,12 @@ def check_fits(cfg: RunConfig, dataset: datasets.Dataset) -> None:
         spec = cfg.spec(n_in, n_out)
     except ValueError as err:
         raise ConfigError("hidden", cfg.hidden, str(err)) from None
+    if cfg.kernel == "pallas":
+        from jaxbp import pallas_kernel
+
+        ok, why = pallas_kernel.supports(spec, n_train, n_in, cfg.optim.name, cfg.batch_size,
+                                         criterion=cfg.criterion, patience=cfg.patience)
+        require(ok, "kernel", cfg.kernel, f"kernel=xla or auto: the Pallas kernel cannot train {why}")
     per_member = member_bytes(cfg, spec, n_train)
     require(per_member <= MEMBER_BYTES_LIMIT, "hidden", cfg.hidden,
             f"a network whose training state fits in {MEMBER_BYTES_LIMIT / 2**30:.0f} GiB "
@@ -237,13 +247,18 @@ def result_values(cfg: RunConfig) -> dict[str, Any]:
 # share one compiled program.
 def shape_key(cfg: RunConfig) -> RunConfig:
     """The config with every traced or cosmetic value blanked: equal keys share programs.
-    Penalties keep whether they are on, so a job without them never pays for them."""
+    Penalties keep whether they are on, so a job without them never pays for them. The
+    Pallas kernel reads only the learning rate and momentum per member, so under
+    ``kernel=pallas`` the other traced values stay in the key."""
+    blank = {"lr": 1.0, "seed": 0, "num_seeds": 1, "curve_seeds": 0, "progress": False, "compile_cache": None,
+             "devices": None, "max_members_per_chunk": None, "distributed": "auto", "save_params": True,
+             "init": dataclasses.replace(cfg.init, scale=1.0)}
+    if cfg.kernel == "pallas":
+        traced = [k for k in cfg.optim.hyperparams() if k == "momentum"]
+        return dataclasses.replace(cfg, **blank, optim=dataclasses.replace(cfg.optim, **{k: 0.5 for k in traced}))
     optim = dataclasses.replace(cfg.optim, **{k: 0.5 for k in cfg.optim.hyperparams()})
-    return dataclasses.replace(
-        cfg, lr=1.0, seed=0, num_seeds=1, target_loss=0.0, margin=0.5, curve_seeds=0, progress=False,
-        compile_cache=None, devices=None, max_members_per_chunk=None, distributed="auto", save_params=True,
-        l1=float(cfg.l1 > 0), l2=float(cfg.l2 > 0),
-        init=dataclasses.replace(cfg.init, scale=1.0), optim=optim)
+    return dataclasses.replace(cfg, **blank, target_loss=0.0, margin=0.5, l1=float(cfg.l1 > 0),
+                               l2=float(cfg.l2 > 0), optim=optim)
 
 
 def refusal(err: ConfigError, job: str = "") -> str:

@@ -56,6 +56,7 @@ def summary_for(cfg: RunConfig, result, dataset, overrides: list[str], job_num: 
         "backend": result.backend,
         "device": result.device,
         "device_count": result.devices,
+        "kernel": result.kernel,
         "versions": {"jaxbp": __version__, "jax": jax.__version__, "numpy": np.__version__},
     }
 

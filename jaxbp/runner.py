@@ -21,7 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from jaxbp import config, distributed, engine, memory
+from jaxbp import config, distributed, engine, memory, pallas_train
 from jaxbp.config import RunConfig
 
 TARGET_CHUNKS = 20  # progress updates per job; each chunk is one call of the same program
@@ -43,6 +43,7 @@ class RunResult(NamedTuple):
     backend: str
     device: str
     devices: int
+    kernel: str = "xla"  # what trained the epochs: the XLA engine or the Pallas kernel
 
     @property
     def lrs(self) -> np.ndarray:
@@ -192,9 +193,10 @@ def _sharded(a: np.ndarray, sharding) -> jax.Array:
     return jax.make_array_from_callback(a.shape, sharding, lambda index: a[index])
 
 
-def _train(cfg: RunConfig, programs: _Programs, members, curve_idx, sharding, bar, done_epochs: int):
+def _train(cfg: RunConfig, programs: _Programs, members, curve_idx, sharding, bar, done_epochs: int,
+           kernel: str = "xla"):
     """Compiles (or reuses) init, chunk and finalize, then runs every block of epochs for
-    one chunk of members.
+    one chunk of members, with the XLA engine or (``kernel="pallas"``) the Pallas kernel.
 
     Returns ``(params, metrics, curves (T, curve members), compile_s)`` as arrays this
     process can read whole (in a multi-process job, gathered from every process).
@@ -204,6 +206,10 @@ def _train(cfg: RunConfig, programs: _Programs, members, curve_idx, sharding, ba
     epochs = jnp.int32(cfg.epochs)
     init, compile_s = _compiled(_init_fn(programs, sharding, len(members) == 3), *members)
     states = init(*members)
+    if kernel == "pallas":
+        *trained, seconds = pallas_train.train_chunk(cfg, programs, states, members[1], curve_idx, bar,
+                                                     done_epochs, blocks_per_call)
+        return (*trained, compile_s + seconds)
     chunk, seconds = _compiled(_chunk_fn(programs, blocks_per_call, cfg.sample_every, sharding),
                                states, jnp.int32(0), epochs, curve_idx)
     finalize, more_seconds = _compiled(programs.finalize, states, epochs)
@@ -271,7 +277,8 @@ def run(cfg: RunConfig, seeds=None, lrs=None, curve_members=None, progress: bool
         raise ValueError(f"member widths up to {table['hidden'].max():g} exceed the program's hidden={cfg.hidden}")
     with precision(cfg):
         programs = _programs(cfg, masked)
-        sharding, n_devices = _mesh_sharding(cfg)
+        kernel = pallas_train.choose(cfg, programs.program, table, masked)
+        sharding, n_devices = _mesh_sharding(cfg) if kernel == "xla" else (None, 1)
         size = chunk_size(cfg, n)
         size = math.ceil(size / n_devices) * n_devices  # every device gets equal shares
         starts = range(0, n, size)
@@ -290,7 +297,7 @@ def run(cfg: RunConfig, seeds=None, lrs=None, curve_members=None, progress: bool
                 members = _place_members(cfg, seeds[part], {k: v[part] for k, v in table.items()}, given,
                                          size, n_devices, sharding)
                 params, metrics, curves, seconds = _train(cfg, programs, members, jnp.asarray(picks), sharding,
-                                                          bar, index * cfg.epochs)
+                                                          bar, index * cfg.epochs, kernel)
                 compile_s += seconds
                 host.add(part, params, metrics, np.asarray(curves)[:, : len(local)].T, local)
     device = jax.local_devices()[0]
@@ -299,6 +306,7 @@ def run(cfg: RunConfig, seeds=None, lrs=None, curve_members=None, progress: bool
         curve_epochs=cfg.curve_epochs(), curves=host.curves_with_final(),
         wall_s=time.perf_counter() - started, compile_s=compile_s,
         backend=jax.default_backend(), device=f"{device.device_kind} x{n_devices}", devices=n_devices,
+        kernel=kernel,
     )
 
 

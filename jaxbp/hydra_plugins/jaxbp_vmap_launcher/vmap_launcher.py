@@ -160,7 +160,7 @@ def group_jobs(jobs: list[_Job], max_members: int, width_factor: float = 0.0) ->
             log.info(f"job {item.num} left to its task: {err}")  # which records the failure
             continue
         key = config.shape_key(cfg)
-        if width_factor > 0:
+        if width_factor > 0 and cfg.kernel != "pallas":  # the kernel trains no padded members
             key = dataclasses.replace(key, hidden=1)
         groups.setdefault(key, []).append((item, cfg))
     split = []
