@@ -28,7 +28,7 @@ from pathlib import Path
 
 from jaxbp import cores
 
-cores.use_every_cpu_core()  # before anything imports JAX, as jaxbp.train does
+cores.configure_xla()  # before anything imports JAX, as jaxbp.train does
 
 import hydra  # noqa: E402
 import numpy as np  # noqa: E402

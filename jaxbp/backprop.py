@@ -54,14 +54,14 @@ def output_delta(spec: Spec, y_hat: Array, y: Array) -> Array:
     (``n`` is 1 for ``reduction="sum"``: the deltas are then not averaged)."""
     n = y_hat.shape[0] if spec.reduction == "mean" else 1
     if spec.loss == "ce":
-        return (y_hat * jnp.sum(y, axis=-1, keepdims=True) - y) / n
+        return (y_hat * model.ordered_sum(y, -1)[:, None] - y) / n
     if spec.loss == "bce" or spec.output == "identity":
         return (y_hat - y) / n
     residual = y_hat - y  # mse from here on
     if spec.output == "sigmoid":
         return residual * y_hat * (1.0 - y_hat) / n
     # softmax Jacobian-vector product: diag(ŷ) r − ŷ (ŷ · r)
-    return y_hat * (residual - jnp.sum(residual * y_hat, axis=-1, keepdims=True)) / n
+    return y_hat * (residual - model.ordered_sum(residual * y_hat, -1)[:, None]) / n
 
 
 def backward(
@@ -112,7 +112,7 @@ def backward_terms(
         W = params[l]["W"]
         grads[l] = {
             "W": matmul(hs[l].T, delta) + l2 * W + l1 * jnp.sign(W),
-            "b": jnp.sum(delta, axis=0),
+            "b": model.ordered_sum(delta, 0),
         }
         if l > 0:
             delta = matmul(delta, W.T) * f_prime(zs[l - 1], hs[l])

@@ -43,7 +43,7 @@ import time
 from jaxbp import cores
 
 if __name__ == "__main__":
-    cores.use_every_cpu_core()  # before JAX starts; the library import leaves XLA alone
+    cores.configure_xla()  # before JAX starts; the library import leaves XLA alone
 
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from jaxbp import cores
 
-cores.use_every_cpu_core()  # before anything imports JAX
+cores.configure_xla()  # before anything imports JAX
 
 import hydra  # noqa: E402
 from hydra.core.hydra_config import HydraConfig  # noqa: E402
