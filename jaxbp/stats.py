@@ -18,23 +18,34 @@ from __future__ import annotations
 import inspect
 import math
 import warnings
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 import pandas as pd
-from scipy import stats as sps
+
+if TYPE_CHECKING:
+    from scipy import stats as sps
 
 LEVEL = 0.95
-# scipy 1.15 renamed bootstrap's random_state to rng; pyproject allows 1.14.
-_RNG = "rng" if "rng" in inspect.signature(sps.bootstrap).parameters else "random_state"
 RESAMPLED_VALUES = 4_000_000  # values held at once while resampling (32 MB of float64)
+
+
+def _scipy_stats():
+    """``scipy.stats``, imported on first use: it takes most of a second, which a refused
+    command or a read-only tool should not pay."""
+    from scipy import stats
+
+    return stats
 
 
 def _bootstrap(data, statistic, resamples: int, level: float, seed: int, **options):
     """scipy's percentile bootstrap, in batches that bound memory for 100k-seed jobs."""
+    sps = _scipy_stats()
+    # scipy 1.15 renamed bootstrap's random_state to rng; pyproject allows 1.14.
+    rng = "rng" if "rng" in inspect.signature(sps.bootstrap).parameters else "random_state"
     return sps.bootstrap(data, statistic, n_resamples=resamples, confidence_level=level,
                          method="percentile", batch=max(1, RESAMPLED_VALUES // len(data[0])),
-                         **options, **{_RNG: np.random.default_rng(seed)})
+                         **options, **{rng: np.random.default_rng(seed)})
 
 SUMMARY_COLUMNS = [
     "num_seeds", "success_rate", "success_ci_low", "success_ci_high",
@@ -60,7 +71,7 @@ def wilson(successes: int, trials: int, level: float = LEVEL) -> tuple[float, fl
     interval it stays inside [0, 1] and is exact at 0% and 100%. ``(nan, nan)`` for no trials."""
     if trials <= 0:
         return math.nan, math.nan
-    ci = sps.binomtest(int(successes), int(trials)).proportion_ci(level, method="wilson")
+    ci = _scipy_stats().binomtest(int(successes), int(trials)).proportion_ci(level, method="wilson")
     return float(ci.low), float(ci.high)
 
 
@@ -103,7 +114,7 @@ def time_to_target(frame: pd.DataFrame, epochs: int | None = None) -> sps.Censor
     at ``epochs`` (see :func:`horizon`)."""
     reached = reached_epochs(frame)
     solved = np.isfinite(reached)
-    return sps.CensoredData(uncensored=reached[solved],
+    return _scipy_stats().CensoredData(uncensored=reached[solved],
                             right=np.full(int((~solved).sum()), horizon(frame, epochs)))
 
 
@@ -130,7 +141,7 @@ def kaplan_meier(frame: pd.DataFrame, epochs: int | None = None, level: float = 
     if len(frame) == 0:
         one = np.ones(2)
         return Survival(np.array([0.0, end]), one, one, one, 0)
-    sf = sps.ecdf(time_to_target(frame, epochs)).sf
+    sf = _scipy_stats().ecdf(time_to_target(frame, epochs)).sf
     with warnings.catch_warnings(), np.errstate(all="ignore"):
         # Undefined where S is 1 (no seed there yet) or 0 (all there): filled in below.
         warnings.simplefilter("ignore", RuntimeWarning)
@@ -244,7 +255,7 @@ def rate_difference(k1: int, n1: int, k2: int, n2: int) -> tuple[float, float, f
 
 def success_p(k1: int, n1: int, k2: int, n2: int) -> float:
     """Fisher's exact two-sided p-value that two success rates are equal."""
-    return float(sps.fisher_exact([[k1, n1 - k1], [k2, n2 - k2]]).pvalue)
+    return float(_scipy_stats().fisher_exact([[k1, n1 - k1], [k2, n2 - k2]]).pvalue)
 
 
 def logrank_p(a: sps.CensoredData, b: sps.CensoredData) -> float | None:
@@ -252,7 +263,7 @@ def logrank_p(a: sps.CensoredData, b: sps.CensoredData) -> float | None:
     when the test has no information (no seed of either reached it, or all at one epoch)."""
     with warnings.catch_warnings(), np.errstate(all="ignore"):
         warnings.simplefilter("ignore", RuntimeWarning)
-        return _defined(sps.logrank(a, b).pvalue)
+        return _defined(_scipy_stats().logrank(a, b).pvalue)
 
 
 def holm(pvalues) -> np.ndarray:

@@ -1,21 +1,26 @@
 """Running jaxbp's command-line tools as a user would: in a subprocess."""
 
-import atexit
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 
 # One persistent compilation cache for every subprocess of the test session, kept out of
-# the user's home: later subprocesses load what earlier ones compiled. Removed at exit.
-CACHE_DIR = tempfile.mkdtemp(prefix="jaxbp-test-xla-")
-atexit.register(shutil.rmtree, CACHE_DIR, ignore_errors=True)
+# the user's home: later subprocesses load what earlier ones compiled. conftest.py points it
+# into pytest's own temp dir, which pytest prunes (it keeps the last three sessions), so
+# even a killed session leaves nothing behind for good.
+CACHE_DIR = ""
+
+
+def cli_env(**extra: str) -> dict[str, str]:
+    """The environment a command-line subprocess runs in: the session's compile cache,
+    unbuffered output, no HYDRA_FULL_ERROR (refusals are tested as users see them)."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "JAXBP_COMPILE_CACHE": CACHE_DIR, **extra}
+    env.pop("HYDRA_FULL_ERROR", None)
+    return env
 
 
 def run_cli(module: str, *args: str, cwd, timeout: int = 300) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "JAXBP_COMPILE_CACHE": CACHE_DIR}
-    env.pop("HYDRA_FULL_ERROR", None)
+    env = cli_env()
     return subprocess.run([sys.executable, "-m", module, *args], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=timeout)
 

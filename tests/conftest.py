@@ -19,3 +19,10 @@ def x64():
     """Runs a test in float64 (arrays created inside are float64 by default)."""
     with jax.enable_x64(True):
         yield
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _compile_cache_for_subprocesses(tmp_path_factory):
+    import cli
+
+    cli.CACHE_DIR = str(tmp_path_factory.mktemp("xla-cache"))

@@ -86,13 +86,19 @@ def test_backward_property_random_sizes(sizes, activation, pair, batch, seed):
         sizes = [*sizes[:-1], max(2, sizes[-1])]  # a one-unit softmax is refused by Spec
     with jax.enable_x64(True):
         spec = model.Spec(tuple(sizes), activation, *pair)
-        key = jax.random.PRNGKey(seed)
-        # Eager on purpose: jitting compiles every example anew (one spec each), which
-        # measured slower here than the eager dispatches it saves.
-        params = model.init(spec, key, bias="same")
-        x, y = gradcheck.make_batch(spec, jax.random.fold_in(key, 1), batch)
-        _, manual = backprop.backward(spec, params, x, y, l1=0.01, l2=0.01)
-        auto = jax.grad(lambda p: model.loss(spec, p, x, y, l1=0.01, l2=0.01))(params)
+        # Params and data from NumPy (jax.random compiles its own programs per shape), and
+        # both gradients in one jitted program: one compile per example, measured 4× faster
+        # than the eager dispatches of every operation at every new shape.
+        rng = np.random.default_rng(seed)
+        params = [{"W": jnp.asarray(rng.standard_normal((a, b))), "b": jnp.asarray(rng.standard_normal(b))}
+                  for a, b in zip(sizes[:-1], sizes[1:])]
+        x = jnp.asarray(rng.standard_normal((batch, sizes[0])))
+        logits = rng.standard_normal((batch, sizes[-1]))
+        y = jnp.asarray(np.exp(logits) / np.exp(logits).sum(-1, keepdims=True) if pair[1] == "ce"
+                        else rng.uniform(size=(batch, sizes[-1])))  # probabilities, as make_batch's
+        both = jax.jit(lambda p: (backprop.backward(spec, p, x, y, l1=0.01, l2=0.01)[1],
+                                  jax.grad(lambda q: model.loss(spec, q, x, y, l1=0.01, l2=0.01))(p)))
+        manual, auto = both(params)
         assert _max_rel_err(manual, auto) < 1e-10
 
 

@@ -4,10 +4,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pandas as pd
+import pytest
 
 from jaxbp import bench, data, engine, runner
 
 
+@pytest.mark.heavy
 def test_quick_benchmark_writes_one_row_per_impl(tmp_path, capsys):
     out = tmp_path / "bench.csv"
     assert bench.main(["--quick", "--out", str(out)]) == 0
@@ -19,6 +21,7 @@ def test_quick_benchmark_writes_one_row_per_impl(tmp_path, capsys):
     assert "vmap ÷ impl" in printed and "roofline" in printed
 
 
+@pytest.mark.heavy
 def test_numpy_baseline_trains_the_same_networks_as_jaxbp():
     # A fair benchmark runs the same maths: the NumPy loop must land on jaxbp's params.
     cfg = bench.job_config(seeds=16, epochs=200, hidden=3)
@@ -33,6 +36,7 @@ def test_numpy_baseline_trains_the_same_networks_as_jaxbp():
     np.testing.assert_allclose(final[3], result.params[1]["b"], rtol=1e-3, atol=1e-4)
 
 
+@pytest.mark.heavy
 def test_scaling_series_covers_each_power_of_ten():
     series = bench.scaling(epochs=20, hidden=3, max_seeds=100)
     assert list(series["num_seeds"]) == [1, 10, 100]

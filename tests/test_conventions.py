@@ -23,6 +23,7 @@ def _python_loop(spec, params, x, y, lr, epochs, met):
     return -1
 
 
+@pytest.mark.heavy
 @pytest.mark.parametrize("criterion,met", [
     ("margin", lambda y_hat, y: np.all(np.abs(y_hat - y) < 0.5)),
     ("fahlman", lambda y_hat, y: np.all(np.where(y > 0.5, y_hat > 0.6, y_hat < 0.4))),

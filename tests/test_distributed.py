@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from cli import CACHE_DIR
+from cli import cli_env
 from jaxbp import config, distributed
 from jaxbp.distributed import Cluster, DistributedEnvError
 
@@ -84,10 +84,7 @@ def _free_port() -> int:
 
 
 def _env(devices: int, **extra) -> dict:
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "JAXBP_COMPILE_CACHE": CACHE_DIR,
-           "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}", **extra}
-    env.pop("HYDRA_FULL_ERROR", None)
-    return env
+    return cli_env(XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}", **extra)
 
 
 def _spawn(args, log: Path, cwd: Path, port: int, index: int, count: int = 2, **extra):

@@ -86,6 +86,7 @@ def _assert_same_seeds(fused: pd.DataFrame, alone: pd.DataFrame) -> None:
         assert (fused["converged"] == alone["converged"]).all()
 
 
+@pytest.mark.heavy
 def test_fused_traced_hyperparameters_equal_jobs_run_alone(tmp_path):
     # lr × momentum × l2 differ only in traced values: one program, same numbers as basic.
     fused, a, b = _fused_and_alone(tmp_path, SWEEP)
@@ -100,6 +101,7 @@ def test_launcher_settings_are_typed(tmp_path, bad):
     assert proc.returncode != 0 and "Traceback" not in proc.stderr
 
 
+@pytest.mark.heavy
 def test_widths_fuse_into_one_program_equal_to_each_width_alone(tmp_path):
     args = ["-m", "hidden=2,3,8", "lr=1.0", "num_seeds=16", "epochs=200", "progress=false"]
     fused, a, b = _fused_and_alone(tmp_path, args)

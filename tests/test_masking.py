@@ -49,6 +49,7 @@ def test_masked_backward_equals_the_narrow_networks_gradient(x64, depth, activat
         assert not np.any(g["b"][cols:])
 
 
+@pytest.mark.heavy
 def test_gradcheck_covers_masked_networks(capsys):
     assert gradcheck.main(["--sizes", "2,4,4,1", "--activation", "tanh"]) == 0
     assert "masked to 3-3" in capsys.readouterr().out

@@ -105,6 +105,7 @@ def test_bench_writes_under_outputs_by_default(tmp_path):
     assert (tmp_path / "outputs" / "bench.csv").is_file() and not (tmp_path / "bench.csv").exists()
 
 
+@pytest.mark.heavy
 def test_gradcheck_prints_one_line_per_spec(capsys):
     from jaxbp import gradcheck
 

@@ -2,7 +2,6 @@
 
 import json
 import math
-import os
 import shutil
 import signal
 import subprocess
@@ -13,7 +12,7 @@ import pytest
 
 optuna = pytest.importorskip("optuna")
 
-from cli import CACHE_DIR, run_cli, run_in_process  # noqa: E402
+from cli import cli_env, run_cli, run_in_process  # noqa: E402
 from jaxbp import paths  # noqa: E402
 
 paths.expose_hydra_plugins()  # as `python -m jaxbp.train` does, for an editable install
@@ -87,10 +86,11 @@ train.cli()
 """
 
 
+@pytest.mark.heavy
 def test_killed_study_resumes_with_every_trial_once(tmp_path):
     sweep_dir = tmp_path / "s"
     args = [*STUDY, "hydra.sweeper.n_trials=4", "hydra.sweeper.batch=2", f"hydra.sweep.dir={sweep_dir}"]
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "JAXBP_COMPILE_CACHE": CACHE_DIR}
+    env = cli_env()
     killed = subprocess.run([sys.executable, "-c", KILLED_AT_FIRST_TELL, *args], cwd=tmp_path, env=env,
                             capture_output=True, text=True, timeout=300)
     assert killed.returncode == -signal.SIGKILL, killed.stderr

@@ -2,7 +2,6 @@
 never merged or shared, resume that verifies, precision per program, and Ctrl-C."""
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -12,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cli import CACHE_DIR, run_cli
+from cli import cli_env, run_cli
 from jaxbp import results
 
 QUICK = ["num_seeds=8", "epochs=40", "progress=false"]
@@ -55,6 +54,7 @@ def test_a_file_as_run_dir_is_a_clean_failure(tmp_path):
 
 
 # ------------------------------------------------------------------- sweep dirs
+@pytest.mark.heavy
 def test_a_reused_sweep_dir_with_a_different_sweep_is_refused(tmp_path):
     sweep_dir = tmp_path / "sw"
     assert _sweep(tmp_path, sweep_dir, "lr=0.01,0.1,1.0").returncode == 0
@@ -77,9 +77,10 @@ def test_an_experiment_with_other_settings_is_refused_in_its_fixed_dir(tmp_path)
     assert second.returncode == 2 and "num_seeds" in second.stderr
 
 
+@pytest.mark.heavy
 def test_two_concurrent_sweeps_one_runs_the_other_is_refused(tmp_path):
     sweep_dir = tmp_path / "sw"
-    env = {**os.environ, "JAXBP_COMPILE_CACHE": CACHE_DIR}
+    env = cli_env()
     first = subprocess.Popen([sys.executable, "-m", "jaxbp.train", "-m", "lr=0.1,0.2", "num_seeds=2000",
                               "epochs=4000", "progress=false", f"hydra.sweep.dir={sweep_dir}"],
                              cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -101,6 +102,7 @@ def test_jobs_sharing_a_subdir_are_refused_before_training(tmp_path):
     assert not (sweep_dir / "same" / results.MARKER).exists()
 
 
+@pytest.mark.heavy
 def test_a_failed_aggregation_fails_the_command_and_leaves_no_stale_table(tmp_path):
     sweep_dir = tmp_path / "sw"
     assert _sweep(tmp_path, sweep_dir, "lr=0.1,1.0").returncode == 0
@@ -113,6 +115,7 @@ def test_a_failed_aggregation_fails_the_command_and_leaves_no_stale_table(tmp_pa
 
 
 # ------------------------------------------------------------------- resume verifies
+@pytest.mark.heavy
 def test_corrupting_any_job_file_recomputes_exactly_that_job(tmp_path):
     sweep_dir = tmp_path / "sw"
     args = ["lr=0.1,0.2,0.3,0.4,0.5", "hydra/launcher=basic"]
@@ -133,6 +136,7 @@ def test_corrupting_any_job_file_recomputes_exactly_that_job(tmp_path):
     assert len(pd.read_csv(sweep_dir / "sweep_seeds.csv")) == 5 * 8
 
 
+@pytest.mark.heavy
 def test_a_changed_data_file_invalidates_its_job(tmp_path):
     data = tmp_path / "d.csv"
     pd.DataFrame({"a": [0.0, 1, 2, 3], "y": [0, 1, 1, 0]}).to_csv(data, index=False)
@@ -165,7 +169,7 @@ def test_summary_json_is_strict_json(tmp_path):
 # ------------------------------------------------------------------- Ctrl-C
 def test_ctrl_c_prints_one_line_exits_130_and_leaves_no_marker(tmp_path):
     run = tmp_path / "run"
-    env = {**os.environ, "JAXBP_COMPILE_CACHE": CACHE_DIR}
+    env = cli_env()
     proc = subprocess.Popen([sys.executable, "-m", "jaxbp.train", "num_seeds=2000", "epochs=2000000",
                              "progress=false", f"hydra.run.dir={run}"], cwd=tmp_path, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

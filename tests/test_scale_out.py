@@ -26,6 +26,7 @@ def _same_numbers(a: pd.DataFrame, b: pd.DataFrame):
         assert a[column].fillna(-1).tolist() == b[column].fillna(-1).tolist()
 
 
+@pytest.mark.heavy
 def test_four_fake_devices_give_the_single_device_numbers(tmp_path, monkeypatch):
     args = ["lr=0.5", "epochs=200", "num_seeds=63"]  # 63: not divisible by 4, so padded
     one = run_cli("jaxbp.train", *args, f"hydra.run.dir={tmp_path / 'one'}", cwd=tmp_path)
@@ -60,6 +61,7 @@ def test_vmap_launcher_fuses_and_matches_basic(tmp_path, basic_sweep):
     assert summary["fused_jobs"] == 2 and summary["num_seeds"] == 16
 
 
+@pytest.mark.heavy
 def test_vmap_launcher_keeps_shapes_apart_and_resumes(tmp_path):
     # Depth changes the program's shape; hidden width alone would fuse (masking).
     args = ["-m", "lr=0.1,1.0", "depth=1,2", "epochs=50", "num_seeds=4", f"hydra.sweep.dir={tmp_path / 's'}"]
@@ -73,6 +75,7 @@ def test_vmap_launcher_keeps_shapes_apart_and_resumes(tmp_path):
     assert len(pd.read_csv(tmp_path / "s" / "sweep_seeds.csv")) == 16
 
 
+@pytest.mark.heavy
 def test_submitit_local_matches_basic(tmp_path, basic_sweep):
     pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
     proc = run_cli("jaxbp.train", *SWEEP, "hydra/launcher=submitit_local",
@@ -81,6 +84,7 @@ def test_submitit_local_matches_basic(tmp_path, basic_sweep):
     _same_numbers(basic_sweep, _seeds(tmp_path / "s" / "sweep_seeds.csv"))
 
 
+@pytest.mark.heavy
 def test_joblib_matches_basic(tmp_path, basic_sweep):
     pytest.importorskip("hydra_plugins.hydra_joblib_launcher")
     proc = run_cli("jaxbp.train", *SWEEP, "hydra/launcher=joblib", "hydra.launcher.n_jobs=2",

@@ -108,6 +108,7 @@ def test_aggregate_reports_interrupted_jobs_as_missing(finished_sweep, tmp_path)
     assert len(seeds) == 3 * 8
 
 
+@pytest.mark.heavy
 def test_sigkill_mid_sweep_loses_only_the_running_job(tmp_path):
     import os
     import signal
@@ -115,12 +116,12 @@ def test_sigkill_mid_sweep_loses_only_the_running_job(tmp_path):
     import sys
     import time
 
-    from cli import CACHE_DIR
+    from cli import cli_env
 
     sweep_dir = tmp_path / "sweep"
     args = [sys.executable, "-m", "jaxbp.train", "-m", "lr=0.1,0.2,0.3,0.4,0.5,0.6",
             "hydra/launcher=basic", "num_seeds=2000", "epochs=3000", f"hydra.sweep.dir={sweep_dir}"]
-    env = {**os.environ, "JAXBP_COMPILE_CACHE": CACHE_DIR}
+    env = cli_env()
     proc = subprocess.Popen(args, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
     while not (sweep_dir / "1" / results.MARKER).exists() and time.time() < deadline:
