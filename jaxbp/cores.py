@@ -44,5 +44,3 @@ def configure_xla() -> bool:
     if flags:
         os.environ["XLA_FLAGS"] = " ".join(flags)
     return bool(flags)
-
-

@@ -83,9 +83,9 @@ def ordered_sum(a: Array, axis: int = 0) -> Array:
     fused sweep equals its jobs run alone bit for bit.
     """
     n = a.shape[axis]
-    if n > SMALL_CONTRACTION:
+    if n == 0 or n > SMALL_CONTRACTION:
         return jnp.sum(a, axis=axis)
-    return functools.reduce(operator.add, [jnp.take(a, i, axis=axis) for i in range(n)])
+    return functools.reduce(operator.add, [jax.lax.index_in_dim(a, i, axis, keepdims=False) for i in range(n)])
 
 
 def total(a: Array) -> Array:

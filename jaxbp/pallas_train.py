@@ -30,8 +30,8 @@ from jaxbp.config import RunConfig
 # unmeasured, so `auto` keeps the XLA engine everywhere until a GPU benchmark says the kernel
 # is faster (PERF.md). Then `auto` picks it on a GPU for every job it can train.
 AUTO_PICKS_PALLAS_ON_GPU = False
-PER_MEMBER = ("learning_rate", "momentum")  # what the kernel reads per member
-IGNORED = ("init_scale", "margin")  # used by init only / meaningless for criterion=loss
+# Per member the kernel reads the learning rate and momentum; `init_scale` is used by the
+# engine's init only and `margin` means nothing under criterion=loss. These it bakes in:
 BAKED = ("l1", "l2", "target_loss", "b1", "b2", "eps")  # one value per kernel call
 
 
@@ -80,8 +80,8 @@ def train_chunk(cfg: RunConfig, programs, states, hyper: dict, curve_idx, bar, d
     traced ``hyper`` values, unsharded, with the kernel.
 
     Returns ``(params, metrics, curves (T, curve rows), compile_s)`` on the host, like the
-    XLA path; ``compile_s`` counts the kernel's first call (it compiles then) and so
-    includes one call's epochs.
+    XLA path; ``compile_s`` counts the job's first kernel call (it compiles then), so it
+    includes that call's epochs.
     """
     program = programs.program
     packed = pallas_kernel.pack(states.params)
@@ -91,7 +91,7 @@ def train_chunk(cfg: RunConfig, programs, states, hyper: dict, curve_idx, bar, d
     momentum = hyper.get("momentum", jnp.zeros_like(lr))
     opt, ett, diverged = None, states.epochs_to_target, states.diverged
     x, y = program.dataset.x_train, program.dataset.y_train
-    interpret = jax.default_backend() != "gpu"  # Triton needs a GPU; elsewhere Pallas interprets
+    interpret = jax.default_backend() != "gpu"  # Triton needs a GPU; elsewhere (CPU, TPU) Pallas interprets
     compile_s, curves = 0.0, []
     for first_block in range(0, cfg.blocks, blocks_per_call):
         started = time.perf_counter()
@@ -101,7 +101,7 @@ def train_chunk(cfg: RunConfig, programs, states, hyper: dict, curve_idx, bar, d
             epochs=cfg.epochs, target_loss=baked["target_loss"], optimizer=cfg.optim.name, adam=adam,
             l1=baked["l1"], l2=baked["l2"], interpret=interpret)
         curves.append(curve[:, curve_idx])
-        if first_block == 0:
+        if first_block == 0 and done_epochs == 0:  # the job's first call compiles; later chunks reuse it
             jax.block_until_ready(curve)
             compile_s = time.perf_counter() - started
         if not bar.disable:

@@ -4,7 +4,7 @@ import os
 import subprocess
 import sys
 
-# One persistent compilation cache for every subprocess of the test session, kept out of
+# One persistent compilation cache for the subprocesses of each test worker, kept out of
 # the user's home: later subprocesses load what earlier ones compiled. conftest.py points it
 # into pytest's own temp dir, which pytest prunes (it keeps the last three sessions), so
 # even a killed session leaves nothing behind for good.
@@ -13,14 +13,15 @@ CACHE_DIR = ""
 
 def cli_env(**extra: str) -> dict[str, str]:
     """The environment a command-line subprocess runs in: the session's compile cache,
-    unbuffered output, no HYDRA_FULL_ERROR (refusals are tested as users see them)."""
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "JAXBP_COMPILE_CACHE": CACHE_DIR, **extra}
-    env.pop("HYDRA_FULL_ERROR", None)
-    return env
+    unbuffered output, no HYDRA_FULL_ERROR (refusals are tested as users see them), and no
+    XLA_FLAGS or JAX_PLATFORMS from the calling shell, so the entry points choose their own
+    XLA settings (jaxbp.cores) as they do for a user; ``extra`` may set them."""
+    env = {k: v for k, v in os.environ.items() if k not in ("HYDRA_FULL_ERROR", "XLA_FLAGS", "JAX_PLATFORMS")}
+    return {**env, "PYTHONUNBUFFERED": "1", "JAXBP_COMPILE_CACHE": CACHE_DIR, **extra}
 
 
-def run_cli(module: str, *args: str, cwd, timeout: int = 300) -> subprocess.CompletedProcess:
-    env = cli_env()
+def run_cli(module: str, *args: str, cwd, timeout: int = 300, env: dict | None = None) -> subprocess.CompletedProcess:
+    env = cli_env(**(env or {}))
     return subprocess.run([sys.executable, "-m", module, *args], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=timeout)
 

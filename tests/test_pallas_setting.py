@@ -43,6 +43,27 @@ def test_pallas_setting_trains_like_the_xla_engine(optim, lr, target):
         np.testing.assert_allclose(got, want, rtol=RTOL, atol=ATOL)
 
 
+def test_pallas_setting_splits_chunks_keeps_later_curves_and_takes_given_params():
+    cfg = {"max_members_per_chunk": 16, "target_loss": 0.123}  # 37 members: three chunks
+    picks = np.array([0, 20, 36])  # curves from the first and the last chunk
+    start = runner.run(_cfg(kernel="xla", epochs=1, **cfg)).params  # some other initial weights
+    results = {kernel: runner.run(_cfg(kernel=kernel, lr=5.0, **cfg), curve_members=picks, init_params=start)
+               for kernel in ("xla", "pallas")}
+    xla, pallas = results["xla"], results["pallas"]
+    np.testing.assert_allclose(pallas.curves, xla.curves, rtol=RTOL, atol=ATOL)
+    np.testing.assert_allclose(pallas.metrics["final_loss"], xla.metrics["final_loss"], rtol=RTOL, atol=ATOL)
+    np.testing.assert_array_equal(pallas.metrics["epochs_to_target"], xla.metrics["epochs_to_target"])
+    assert not np.isnan(pallas.curves).any() and pallas.kernel == "pallas"
+
+
+def test_pallas_sweep_fuses_lrs_but_not_widths(tmp_path, monkeypatch):
+    real_run, groups = runner.run, []
+    monkeypatch.setattr(runner, "run", lambda cfg, **kw: groups.append(len(kw["seeds"])) or real_run(cfg, **kw))
+    status = run_in_process(monkeypatch, "-m", "kernel=pallas", "hidden=2,3", "lr=0.5,1", "num_seeds=4",
+                            "epochs=10", "progress=false", f"hydra.sweep.dir={tmp_path / 'sw'}")
+    assert status == 0 and groups == [8, 8], "one program per width, each with both learning rates"
+
+
 def test_pallas_setting_is_recorded_in_summary_json(tmp_path, monkeypatch):
     for kernel, ran in (("pallas", "pallas"), ("auto", "xla")):
         out = tmp_path / kernel
@@ -120,3 +141,20 @@ def test_pallas_kernel_lowers_to_triton_for_a_gpu(spec, rows, optimizer):
     triton = export.DisabledSafetyCheck.custom_call("__gpu$xla.gpu.triton")
     exported = export.export(jax.jit(train), platforms=["cuda"], disabled_checks=[triton])(*shapes)
     assert exported.mlir_module().count("__gpu$xla.gpu.triton") == 1
+
+
+def test_pallas_kernel_lowers_to_triton_in_float64(x64):
+    spec, members = model.Spec((2, 3, 1)), 128
+    x, y = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], float), np.array([[0], [1], [1], [0]], float)
+
+    def train(packed, lr):
+        n = lr.shape[0]
+        return pk.train_blocks(spec, x, y, packed, None, lr, lr, jnp.full(n, -1, jnp.int32), jnp.zeros(n, bool),
+                               first_epoch=0, n_blocks=1, log_every=5, epochs=5, target_loss=0.01,
+                               optimizer="momentum")
+
+    shapes = [jax.ShapeDtypeStruct((pk.n_params(spec), members), jnp.float64),
+              jax.ShapeDtypeStruct((members,), jnp.float64)]
+    triton = export.DisabledSafetyCheck.custom_call("__gpu$xla.gpu.triton")
+    exported = export.export(jax.jit(train), platforms=["cuda"], disabled_checks=[triton])(*shapes)
+    assert "f64" in exported.mlir_module()

@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 
 from cli import run_cli
+from jaxbp import cores
 
 SWEEP = ["-m", "lr=0.1,1.0", "epochs=200", "num_seeds=16"]
 
@@ -27,11 +28,13 @@ def _same_numbers(a: pd.DataFrame, b: pd.DataFrame):
 
 
 @pytest.mark.heavy
-def test_four_fake_devices_give_the_single_device_numbers(tmp_path, monkeypatch):
+def test_four_fake_devices_give_the_single_device_numbers(tmp_path):
     args = ["lr=0.5", "epochs=200", "num_seeds=63"]  # 63: not divisible by 4, so padded
     one = run_cli("jaxbp.train", *args, f"hydra.run.dir={tmp_path / 'one'}", cwd=tmp_path)
-    monkeypatch.setenv("XLA_FLAGS", "--xla_force_host_platform_device_count=4")
-    four = run_cli("jaxbp.train", *args, f"hydra.run.dir={tmp_path / 'four'}", cwd=tmp_path)
+    # The user's own flags replace jaxbp's: keep its FMA setting, so only the devices differ.
+    flags = ["--xla_force_host_platform_device_count=4", *(f for f in cores.cpu_flags() if f == cores.NO_FMA)]
+    four = run_cli("jaxbp.train", *args, f"hydra.run.dir={tmp_path / 'four'}", cwd=tmp_path,
+                   env={"XLA_FLAGS": " ".join(flags)})
     off = run_cli("jaxbp.train", *args, "devices=1", f"hydra.run.dir={tmp_path / 'off'}", cwd=tmp_path)
     for proc in (one, four, off):
         assert proc.returncode == 0, proc.stderr
