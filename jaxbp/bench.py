@@ -98,12 +98,12 @@ def bench_sequential(cfg: config.RunConfig, seeds: int) -> dict:
 
 
 def bench_pallas(cfg: config.RunConfig) -> dict:
-    from jaxbp import pallas_kernel
+    from jaxbp import pallas_kernel, pallas_train
 
     program = runner.program_for(cfg)  # the data and init the jaxbp rows used
     ds, spec = program.dataset, program.spec
-    ok, why = pallas_kernel.supports(spec, *ds.x_train.shape, cfg.optim.name, cfg.batch_size)
-    if not ok:
+    why = pallas_train.unsupported(cfg, spec, *ds.x_train.shape)
+    if why:
         raise SystemExit(f"--kernel pallas cannot run this job: {why}")
     hyper = engine.member_hyper(cfg)
     init = jax.jit(jax.vmap(lambda s: program.init(engine.seed_key(s), hyper).params))

@@ -208,11 +208,10 @@ def check_fits(cfg: RunConfig, dataset: datasets.Dataset) -> None:
     except ValueError as err:
         raise ConfigError("hidden", cfg.hidden, str(err)) from None
     if cfg.kernel == "pallas":
-        from jaxbp import pallas_kernel
+        from jaxbp import pallas_train
 
-        ok, why = pallas_kernel.supports(spec, n_train, n_in, cfg.optim.name, cfg.batch_size,
-                                         criterion=cfg.criterion, patience=cfg.patience)
-        require(ok, "kernel", cfg.kernel, f"kernel=xla or auto: the Pallas kernel cannot train {why}")
+        why = pallas_train.unsupported(cfg, spec, n_train, n_in)
+        require(not why, "kernel", cfg.kernel, f"kernel=xla or auto: the Pallas kernel cannot train {why}")
     per_member = member_bytes(cfg, spec, n_train)
     require(per_member <= MEMBER_BYTES_LIMIT, "hidden", cfg.hidden,
             f"a network whose training state fits in {MEMBER_BYTES_LIMIT / 2**30:.0f} GiB "

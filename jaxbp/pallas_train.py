@@ -1,11 +1,12 @@
 """The runner's second path: a job's members trained by the Pallas kernel.
 
 :func:`choose` resolves the ``kernel=auto|xla|pallas`` setting for one program call.
-:func:`train_chunk` has the signature of the XLA path's chunk trainer in
-:mod:`jaxbp.runner`: it draws each member's starting state with the engine's own ``init``
-(the same weights as the XLA path), runs :func:`jaxbp.pallas_kernel.train_blocks` block by
-block, and hands the final state to the engine's ``finalize``. So the two paths share every
-line except the epochs themselves, and every metric comes from the same code.
+:func:`chunk_fn` is the kernel's counterpart of the XLA path's chunk function in
+:mod:`jaxbp.runner`, with the same call signature, so the runner's one loop over blocks of
+epochs drives either. Members start from the engine's own ``init`` (the same weights as the
+XLA path; :func:`start` packs them) and end in the engine's ``finalize`` (:func:`finish`
+unpacks them), so the two paths share everything but the epochs, and every metric comes
+from the same code.
 
 The kernel reads per member only the learning rate and the momentum; the other traced
 values (penalties, target, Adam's numbers) are baked into it, so every member of one call
@@ -16,13 +17,11 @@ cannot train.
 
 from __future__ import annotations
 
-import time
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxbp import distributed, pallas_kernel
+from jaxbp import pallas_kernel
 from jaxbp.checks import ConfigError
 from jaxbp.config import RunConfig
 
@@ -35,22 +34,20 @@ AUTO_PICKS_PALLAS_ON_GPU = False
 BAKED = ("l1", "l2", "target_loss", "b1", "b2", "eps")  # one value per kernel call
 
 
-def unsupported(cfg: RunConfig, program) -> str:
-    """Why the kernel cannot train ``cfg``'s job; ``""`` when it can."""
-    x = program.dataset.x_train
-    ok, why = pallas_kernel.supports(program.spec, x.shape[0], x.shape[1], cfg.optim.name, cfg.batch_size,
+def unsupported(cfg: RunConfig, spec, n_rows: int, n_features: int) -> str:
+    """Why the kernel cannot train ``cfg``'s job (network ``spec`` on ``n_rows`` ×
+    ``n_features`` data); ``""`` when it can."""
+    ok, why = pallas_kernel.supports(spec, n_rows, n_features, cfg.optim.name, cfg.batch_size,
                                      criterion=cfg.criterion, patience=cfg.patience)
-    if not ok:
-        return why
-    if jax.process_count() > 1:
-        return "a job over several processes (the kernel runs on one device)"
-    return ""
+    return "" if ok else why
 
 
 def _mixed(table: dict, masked: bool) -> str:
     """Why these members cannot share one kernel call; ``""`` when they can."""
     if masked:
         return "members of different hidden widths (kernel=pallas trains each width alone)"
+    if jax.process_count() > 1:
+        return "a job over several processes (the kernel runs on one device)"
     for key in BAKED:
         if key in table and np.ptp(table[key]) > 0:
             return f"members with different {key} (kernel=pallas bakes it into the kernel)"
@@ -65,7 +62,7 @@ def choose(cfg: RunConfig, program, table: dict, masked: bool) -> str:
     """
     if cfg.kernel == "xla":
         return "xla"
-    why = unsupported(cfg, program) or _mixed(table, masked)
+    why = unsupported(cfg, program.spec, *program.dataset.x_train.shape) or _mixed(table, masked)
     if cfg.kernel == "pallas":
         if why:
             raise ConfigError("kernel", cfg.kernel, f"kernel=xla or auto: the Pallas kernel cannot train {why}")
@@ -74,42 +71,45 @@ def choose(cfg: RunConfig, program, table: dict, masked: bool) -> str:
     return "pallas" if AUTO_PICKS_PALLAS_ON_GPU and on_gpu and not why else "xla"
 
 
-def train_chunk(cfg: RunConfig, programs, states, hyper: dict, curve_idx, bar, done_epochs: int,
-                blocks_per_call: int):
-    """Trains one chunk of members from their engine ``states`` (fresh from ``init``) and
-    traced ``hyper`` values, unsharded, with the kernel.
-
-    Returns ``(params, metrics, curves (T, curve rows), compile_s)`` on the host, like the
-    XLA path; ``compile_s`` counts the job's first kernel call (it compiles then), so it
-    includes that call's epochs.
-    """
-    program = programs.program
+def start(states, hyper: dict, optimizer: str) -> tuple:
+    """The kernel's carry from fresh engine ``states`` and traced ``hyper`` values:
+    ``(packed params, optimiser state, epochs_to_target, diverged, lr, momentum)``."""
     packed = pallas_kernel.pack(states.params)
-    baked = {k: float(np.asarray(hyper[k])[0]) for k in BAKED if k in hyper}
-    adam = tuple(baked.get(k, default) for k, default in zip(("b1", "b2", "eps"), pallas_kernel.ADAM))
+    slots = pallas_kernel.OPT_SLOTS[optimizer]
+    opt = jnp.zeros((slots * packed.shape[0], packed.shape[1]), packed.dtype) if slots else None
     lr = hyper["learning_rate"]
-    momentum = hyper.get("momentum", jnp.zeros_like(lr))
-    opt, ett, diverged = None, states.epochs_to_target, states.diverged
-    x, y = program.dataset.x_train, program.dataset.y_train
+    return packed, opt, states.epochs_to_target, states.diverged, lr, hyper.get("momentum", jnp.zeros_like(lr))
+
+
+def finish(spec, states, carry):
+    """``states`` with the kernel's params, ``epochs_to_target`` and ``diverged``, for the
+    engine's ``finalize``."""
+    packed, _, epochs_to_target, diverged, _, _ = carry
+    return states._replace(params=pallas_kernel.unpack(spec, packed), epochs_to_target=epochs_to_target,
+                           diverged=diverged)
+
+
+def chunk_fn(cfg: RunConfig, programs, hyper: dict, blocks_per_call: int):
+    """The jitted ``chunk(carry, first_block, epochs, curve_members) -> (carry, curve)`` of
+    :func:`jaxbp.pallas_kernel.train_blocks`, the XLA chunk function's signature (``epochs``
+    is baked in), cached in ``programs.chunks`` per call size and baked values."""
+    baked = {k: float(np.asarray(hyper[k])[0]) for k in BAKED if k in hyper}
     interpret = jax.default_backend() != "gpu"  # Triton needs a GPU; elsewhere (CPU, TPU) Pallas interprets
-    compile_s, curves = 0.0, []
-    for first_block in range(0, cfg.blocks, blocks_per_call):
-        started = time.perf_counter()
-        packed, opt, ett, diverged, curve = pallas_kernel.train_blocks(
-            program.spec, x, y, packed, opt, lr, momentum, ett, diverged,
-            first_epoch=first_block * cfg.sample_every, n_blocks=blocks_per_call, log_every=cfg.sample_every,
-            epochs=cfg.epochs, target_loss=baked["target_loss"], optimizer=cfg.optim.name, adam=adam,
-            l1=baked["l1"], l2=baked["l2"], interpret=interpret)
-        curves.append(curve[:, curve_idx])
-        if first_block == 0 and done_epochs == 0:  # the job's first call compiles; later chunks reuse it
-            jax.block_until_ready(curve)
-            compile_s = time.perf_counter() - started
-        if not bar.disable:
-            jax.block_until_ready(curve)
-            reached = min(cfg.epochs, (first_block + blocks_per_call) * cfg.sample_every)
-            bar.update(done_epochs + reached - bar.n)
-    states = states._replace(params=pallas_kernel.unpack(program.spec, packed), epochs_to_target=ett,
-                             diverged=diverged)
-    params, metrics = programs.finalize(states, jnp.int32(cfg.epochs))
-    curves = jnp.concatenate(curves, axis=0)[: cfg.blocks]
-    return (*distributed.to_host((params, metrics, curves)), compile_s)
+    key = ("pallas", blocks_per_call, tuple(baked.items()), interpret)
+    if key not in programs.chunks:
+        program = programs.program
+        adam = tuple(baked.get(k, default) for k, default in zip(("b1", "b2", "eps"), pallas_kernel.ADAM))
+        x, y = program.dataset.x_train, program.dataset.y_train
+
+        def chunk(carry, first_block, epochs, curve_members):
+            del epochs  # the same as cfg.epochs: part of the program's shape key
+            packed, opt, ett, diverged, lr, momentum = carry
+            packed, opt, ett, diverged, curve = pallas_kernel.train_blocks(
+                program.spec, x, y, packed, opt, lr, momentum, ett, diverged,
+                first_epoch=first_block * cfg.sample_every, n_blocks=blocks_per_call,
+                log_every=cfg.sample_every, epochs=cfg.epochs, target_loss=baked["target_loss"],
+                optimizer=cfg.optim.name, adam=adam, l1=baked["l1"], l2=baked["l2"], interpret=interpret)
+            return (packed, opt, ett, diverged, lr, momentum), curve[:, curve_members]
+
+        programs.chunks[key] = jax.jit(chunk)
+    return programs.chunks[key]

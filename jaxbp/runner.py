@@ -207,22 +207,23 @@ def _train(cfg: RunConfig, programs: _Programs, members, curve_idx, sharding, ba
     init, compile_s = _compiled(_init_fn(programs, sharding, len(members) == 3), *members)
     states = init(*members)
     if kernel == "pallas":
-        *trained, seconds = pallas_train.train_chunk(cfg, programs, states, members[1], curve_idx, bar,
-                                                     done_epochs, blocks_per_call)
-        return (*trained, compile_s + seconds)
-    chunk, seconds = _compiled(_chunk_fn(programs, blocks_per_call, cfg.sample_every, sharding),
-                               states, jnp.int32(0), epochs, curve_idx)
+        carry = pallas_train.start(states, members[1], cfg.optim.name)
+        step = pallas_train.chunk_fn(cfg, programs, members[1], blocks_per_call)
+    else:
+        carry, step = states, _chunk_fn(programs, blocks_per_call, cfg.sample_every, sharding)
+    chunk, seconds = _compiled(step, carry, jnp.int32(0), epochs, curve_idx)
     finalize, more_seconds = _compiled(programs.finalize, states, epochs)
     compile_s += seconds + more_seconds
 
     curves = []
     for first_block in range(0, total_blocks, blocks_per_call):
-        states, curve = chunk(states, jnp.int32(first_block), epochs, curve_idx)
+        carry, curve = chunk(carry, jnp.int32(first_block), epochs, curve_idx)
         curves.append(curve)
         if not bar.disable:  # waiting here is what lets the bar move
             jax.block_until_ready(curve)
             reached = min(cfg.epochs, (first_block + blocks_per_call) * cfg.sample_every)
             bar.update(done_epochs + reached - bar.n)
+    states = pallas_train.finish(programs.program.spec, states, carry) if kernel == "pallas" else carry
     params, metrics = finalize(states, epochs)
     curves = jnp.concatenate(curves, axis=0)[:total_blocks]
     return (*distributed.to_host((params, metrics, curves)), compile_s)
