@@ -115,6 +115,15 @@ def test_pallas_jobs_fuse_only_when_one_kernel_call_can_train_them():
     assert key(kernel="xla") != key(kernel="pallas")
 
 
+TRITON = "__gpu$xla.gpu.triton"  # the custom call a Pallas kernel lowers to on a GPU
+
+
+def _lowered_for_cuda(fn, shapes) -> str:
+    """``fn``'s StableHLO module as lowered for a CUDA GPU (no GPU needed to lower)."""
+    allow_triton = export.DisabledSafetyCheck.custom_call(TRITON)
+    return export.export(jax.jit(fn), platforms=["cuda"], disabled_checks=[allow_triton])(*shapes).mlir_module()
+
+
 SPECS = [  # (spec, rows, optimizer): every output/loss pair, both depths, the row loop, adam
     (model.Spec((2, 3, 1)), 4, "sgd"),
     (model.Spec((2, 4, 4, 1), "tanh", "identity"), 4, "momentum"),
@@ -138,9 +147,7 @@ def test_pallas_kernel_lowers_to_triton_for_a_gpu(spec, rows, optimizer):
     shapes = [jax.ShapeDtypeStruct(s, d) for s, d in (((P, members), jnp.float32), ((members,), jnp.float32),
                                                        ((members,), jnp.float32), ((members,), jnp.int32),
                                                        ((members,), jnp.bool_))]
-    triton = export.DisabledSafetyCheck.custom_call("__gpu$xla.gpu.triton")
-    exported = export.export(jax.jit(train), platforms=["cuda"], disabled_checks=[triton])(*shapes)
-    assert exported.mlir_module().count("__gpu$xla.gpu.triton") == 1
+    assert _lowered_for_cuda(train, shapes).count(TRITON) == 1
 
 
 def test_pallas_kernel_lowers_to_triton_in_float64(x64):
@@ -155,6 +162,4 @@ def test_pallas_kernel_lowers_to_triton_in_float64(x64):
 
     shapes = [jax.ShapeDtypeStruct((pk.n_params(spec), members), jnp.float64),
               jax.ShapeDtypeStruct((members,), jnp.float64)]
-    triton = export.DisabledSafetyCheck.custom_call("__gpu$xla.gpu.triton")
-    exported = export.export(jax.jit(train), platforms=["cuda"], disabled_checks=[triton])(*shapes)
-    assert "f64" in exported.mlir_module()
+    assert "f64" in _lowered_for_cuda(train, shapes)
