@@ -40,10 +40,11 @@ def structured(cls):
 
 def register() -> None:
     """Registers the schema and every group option in Hydra's ConfigStore, the ready-made
-    experiments as ``+experiment=<name>``, and makes jaxbp's Hydra plugins visible."""
+    experiments as ``+experiment=<name>``. The entry points call it; importing jaxbp
+    registers nothing. (Hydra finds jaxbp's launcher and sweeper itself, by its plugin scan
+    of the installed ``hydra_plugins`` namespace.)"""
     from hydra.core.config_store import ConfigStore
 
-    paths.expose_hydra_plugins()
     store = ConfigStore.instance()
     schema = structured(config.RunConfig)
     for group in ("data", "optim"):  # chosen by the defaults list, typed by the base class
@@ -57,6 +58,30 @@ def register() -> None:
         # experiments/reproductions/x.yaml is +experiment=reproductions/x
         group = "/".join(["experiment", *path.relative_to(root).parent.parts])
         store.store(group=group, name=path.stem, node=OmegaConf.load(path), package="_global_")
+
+
+# Each job of a sweep is composed once: the sweep callback composes it to check it, and the
+# vmap launcher takes the same object to run it (Hydra's compose costs about 0.1 s).
+_COMPOSED: dict[tuple[str, ...], tuple[DictConfig, DictConfig]] = {}
+COMPOSED_KEPT = 4096
+
+
+def compose_job(config_loader, master: DictConfig, overrides: list[str]) -> DictConfig:
+    """Job ``overrides``' config, as Hydra's launchers compose it
+    (``config_loader.load_sweep_config``), composed once per sweep (``master``) and job.
+
+    Raises:
+        HydraException, ValueError: the job cannot be composed (Hydra's own errors).
+    """
+    key = tuple(overrides)
+    kept = _COMPOSED.get(key)
+    if kept is not None and kept[0] is master:
+        return kept[1]
+    if len(_COMPOSED) >= COMPOSED_KEPT:
+        _COMPOSED.clear()
+    composed = config_loader.load_sweep_config(master, list(overrides))
+    _COMPOSED[key] = (master, composed)
+    return composed
 
 
 def to_run_config(composed: DictConfig) -> config.RunConfig:
@@ -79,48 +104,6 @@ def to_run_config(composed: DictConfig) -> config.RunConfig:
         key = getattr(err, "full_key", None) or "config"
         first = str(err).splitlines()[0] if str(err) else type(err).__name__
         raise ConfigError(key, "?", first) from None
-
-
-def check(cfg: config.RunConfig, out_dir: Path | None = None):
-    """The checks that need the data: loads it and checks ``cfg`` against it, and (given the
-    output dir) that the job's per-seed results fit in memory and its files on disk.
-    Returns the dataset."""
-    dataset = cfg.data.load(cfg.loss)
-    config.check_fits(cfg, dataset)
-    check_resources(cfg, dataset, out_dir)
-    return dataset
-
-
-def check_resources(cfg: config.RunConfig, dataset, out_dir: Path | None) -> None:
-    """Refuses a job whose results cannot fit, with the estimate, before anything is written.
-
-    Raises:
-        ConfigError: on ``num_seeds``, naming the estimate and what is available.
-    """
-    import numpy as np
-
-    from jaxbp import memory
-
-    spec = cfg.spec(dataset.x_train.shape[1], dataset.y_train.shape[1])
-    n_params, itemsize = config.n_params(spec), np.dtype(cfg.dtype).itemsize
-    host = cfg.num_seeds * memory.host_bytes_per_member(n_params, itemsize, cfg.save_params)
-    saved = host - cfg.num_seeds * memory.host_bytes_per_member(n_params, itemsize, False)
-    available = memory.available_bytes()
-    if host > memory.HOST_SHARE * available:
-        raise ConfigError("num_seeds", cfg.num_seeds,
-                          f"a job whose per-seed results fit in memory: about {memory.fmt_bytes(host)} "
-                          f"needed, {memory.fmt_bytes(available)} available (save_params=false saves "
-                          f"{memory.fmt_bytes(saved)}; or split the seeds "
-                          "over a sweep: -m seed=0,N,2N... num_seeds=N)")
-    if out_dir is not None:
-        curve_points = min(cfg.curve_seeds, cfg.num_seeds) * (cfg.blocks + 1)
-        disk = memory.output_bytes(cfg.num_seeds, n_params, itemsize, curve_points, cfg.save_params)
-        free = memory.free_disk_bytes(Path(out_dir))
-        if disk > free:
-            raise ConfigError("num_seeds", cfg.num_seeds,
-                              f"a job whose files fit on disk: about {memory.fmt_bytes(disk)} needed, "
-                              f"{memory.fmt_bytes(free)} free under {out_dir} (lower curve_seeds, "
-                              "or save_params=false)")
 
 
 def refuse(err: ConfigError, job: str = "") -> None:

@@ -37,7 +37,7 @@ from hydra.experimental.callback import Callback  # noqa: E402
 from omegaconf import DictConfig, OmegaConf, open_dict  # noqa: E402
 from omegaconf.errors import OmegaConfBaseException  # noqa: E402
 
-from jaxbp import app, config, paths, results  # noqa: E402
+from jaxbp import app, config, paths, plan, results  # noqa: E402
 from jaxbp.atlas_plane import AtlasOptions, Grid, Plane, check_options, prepare, train_grid  # noqa: E402
 from jaxbp.checks import ConfigError  # noqa: E402
 from jaxbp.config import RunConfig  # noqa: E402
@@ -266,8 +266,7 @@ def check(composed: DictConfig) -> tuple[RunConfig, AtlasOptions]:
     """Converts and checks an atlas config against its data and network; exits 2 when bad."""
     try:
         cfg, options = split(composed)
-        dataset = app.check(cfg)
-        check_options(options, cfg.spec(dataset.x_train.shape[1], dataset.y_train.shape[1]).sizes)
+        check_options(options, plan.plan(cfg).spec.sizes)
         return cfg, options
     except ConfigError as err:
         app.refuse(err)

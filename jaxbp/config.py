@@ -4,8 +4,9 @@
 ``optim`` fields hold one option dataclass each (:mod:`jaxbp.data`, :mod:`jaxbp.optim`), so
 every key exists only where it means something. Every value is checked in ``__post_init__``,
 so ``OmegaConf.to_object(composed)`` and :func:`from_dict` both give a validated config, and
-a bad value raises :class:`ConfigError` naming its key. Nothing here touches global JAX
-state; :mod:`jaxbp.app` holds the Hydra glue.
+a bad value raises :class:`ConfigError` naming its key. No JAX here, so a refused value
+never starts it; the checks that need the data live in :mod:`jaxbp.plan`, the Hydra glue in
+:mod:`jaxbp.app`.
 """
 
 from __future__ import annotations
@@ -18,11 +19,11 @@ from typing import Any, Optional
 import numpy as np
 
 from jaxbp import data as datasets
-from jaxbp import model
 from jaxbp import optim as optimizers
+from jaxbp import spec as specs
 from jaxbp.checks import ConfigError, check_choice, check_int, check_real, require
 
-__all__ = ["ConfigError", "InitConfig", "RunConfig", "from_dict", "check_fits", "shape_key",
+__all__ = ["ConfigError", "InitConfig", "RunConfig", "from_dict", "shape_key",
            "result_values", "refusal"]
 
 GRADS = ("manual", "autodiff")
@@ -48,9 +49,9 @@ class InitConfig:
     bias: str = "zeros"  # zeros | same (drawn like the weights)
 
     def __post_init__(self):
-        check_choice("init.scheme", self.scheme, model.INIT_SCHEMES)
+        check_choice("init.scheme", self.scheme, specs.INIT_SCHEMES)
         check_real("init.scale", self.scale, 0.0, low_open=True)
-        check_choice("init.bias", self.bias, model.BIAS_MODES)
+        check_choice("init.bias", self.bias, specs.BIAS_MODES)
 
 
 def _representable(key: str, value: float, dtype: str) -> None:
@@ -103,11 +104,11 @@ class RunConfig:
         _representable("lr", self.lr, self.dtype)
         check_int("hidden", self.hidden, 1, MAX_WIDTH)
         check_int("depth", self.depth, 0, MAX_DEPTH)
-        check_choice("activation", self.activation, model.ACTIVATIONS)
-        check_choice("output", self.output, model.OUTPUTS)
-        check_choice("loss", self.loss, model.LOSS_OUTPUTS)
-        require(self.output in model.LOSS_OUTPUTS[self.loss], "loss", self.loss,
-                f"loss={self.loss} needs output in {list(model.LOSS_OUTPUTS[self.loss])} "
+        check_choice("activation", self.activation, specs.ACTIVATION_NAMES)
+        check_choice("output", self.output, specs.OUTPUT_NAMES)
+        check_choice("loss", self.loss, specs.LOSS_OUTPUTS)
+        require(self.output in specs.LOSS_OUTPUTS[self.loss], "loss", self.loss,
+                f"loss={self.loss} needs output in {list(specs.LOSS_OUTPUTS[self.loss])} "
                 f"(output is {self.output})")
         check_int("num_seeds", self.num_seeds, 1)
         check_int("seed", self.seed, 0)
@@ -118,7 +119,7 @@ class RunConfig:
         check_real("target_loss", self.target_loss, 0.0)
         check_choice("criterion", self.criterion, CRITERIA)
         check_real("margin", self.margin, 0.0, low_open=True)
-        check_choice("loss_reduction", self.loss_reduction, model.REDUCTIONS)
+        check_choice("loss_reduction", self.loss_reduction, specs.REDUCTIONS)
         require(not (self.shortcuts and self.depth == 0), "shortcuts", self.shortcuts,
                 "shortcuts connect the inputs to the output past hidden layers: set depth >= 1")
         check_int("log_every", self.log_every, 1)
@@ -162,10 +163,10 @@ class RunConfig:
         """Epochs at which the curve is sampled: every ``sample_every`` from 0, then ``epochs``."""
         return np.append(np.arange(0, self.epochs, self.sample_every), self.epochs)
 
-    def spec(self, n_in: int, n_out: int) -> model.Spec:
+    def spec(self, n_in: int, n_out: int) -> specs.Spec:
         """The network for data with ``n_in`` features and ``n_out`` targets."""
         sizes = (n_in, *([self.hidden] * self.depth), n_out)
-        return model.Spec(sizes, self.activation, self.output, self.loss, self.loss_reduction, self.shortcuts)
+        return specs.Spec(sizes, self.activation, self.output, self.loss, self.loss_reduction, self.shortcuts)
 
 
 def from_dict(values: Mapping[str, Any]) -> RunConfig:
@@ -193,41 +194,13 @@ def _build(cls, values: Mapping[str, Any] | None, prefix: str):
     return cls(**values)
 
 
-def check_fits(cfg: RunConfig, dataset: datasets.Dataset) -> None:
-    """The checks that need the data: batch size, output width, and memory per member."""
-    n_train, n_in = dataset.x_train.shape
-    n_out = dataset.y_train.shape[1]
-    if cfg.batch_size is not None:
-        require(cfg.batch_size <= n_train, "batch_size", cfg.batch_size,
-                f"null (full batch) or at most the {n_train} training rows")
-    require(not (cfg.output == "softmax" and n_out < 2), "output", cfg.output,
-            "softmax needs two or more outputs; these targets have one column "
-            "(for two classes use output=sigmoid, or loss=ce, which one-hot encodes them)")
-    try:
-        spec = cfg.spec(n_in, n_out)
-    except ValueError as err:
-        raise ConfigError("hidden", cfg.hidden, str(err)) from None
-    if cfg.kernel == "pallas":
-        from jaxbp import pallas_train
-
-        why = pallas_train.unsupported(cfg, spec, n_train, n_in)
-        require(not why, "kernel", cfg.kernel, f"kernel=xla or auto: the Pallas kernel cannot train {why}")
-    per_member = member_bytes(cfg, spec, n_train)
-    require(per_member <= MEMBER_BYTES_LIMIT, "hidden", cfg.hidden,
-            f"a network whose training state fits in {MEMBER_BYTES_LIMIT / 2**30:.0f} GiB "
-            f"(this one needs about {per_member / 2**30:.1f} GiB per seed)")
-
-
-MEMBER_BYTES_LIMIT = 4 * 2**30
-
-
-def n_params(spec: model.Spec) -> int:
+def n_params(spec: specs.Spec) -> int:
     """Scalar parameters of a network: weights and biases of every layer (and shortcuts)."""
     shortcuts = spec.sizes[0] * spec.sizes[-1] if spec.shortcuts else 0
     return sum((a + 1) * b for a, b in zip(spec.sizes[:-1], spec.sizes[1:])) + shortcuts
 
 
-def member_bytes(cfg: RunConfig, spec: model.Spec, n_rows: int) -> int:
+def member_bytes(cfg: RunConfig, spec: specs.Spec, n_rows: int) -> int:
     """Rough bytes one member needs while training: params, gradients, optimiser moments,
     best params and the activations of one batch (each a float of ``dtype``)."""
     n_params_ = n_params(spec)

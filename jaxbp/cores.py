@@ -10,8 +10,9 @@
   was fused with. It measured no slower on the benchmark job (PERF.md).
 
 XLA reads the flags once, when JAX starts, so the entry points call :func:`configure_xla`
-before anything imports JAX. A user who sets ``XLA_FLAGS`` or ``JAX_PLATFORMS`` keeps
-exactly what they set. No JAX import here.
+before anything imports JAX. A user who sets ``XLA_FLAGS`` keeps exactly what they set;
+``JAX_PLATFORMS`` (say ``cpu``, on a machine with a GPU plugin) picks the platform and leaves
+these flags on, so the CPU still gets one device per core. No JAX import here.
 """
 
 from __future__ import annotations
@@ -36,9 +37,9 @@ def cpu_flags() -> list[str]:
 
 
 def configure_xla() -> bool:
-    """Sets :func:`cpu_flags` unless the user chose (or JAX already started); returns
-    whether it did."""
-    if "jax" in sys.modules or "XLA_FLAGS" in os.environ or "JAX_PLATFORMS" in os.environ:
+    """Sets :func:`cpu_flags` unless the user set ``XLA_FLAGS`` (or JAX already started);
+    returns whether it did."""
+    if "jax" in sys.modules or "XLA_FLAGS" in os.environ:
         return False
     flags = cpu_flags()
     if flags:

@@ -330,6 +330,14 @@ def joined(setting: str, report: Callable[[str], None]):
         session.report = None
 
 
+def announce_interrupt() -> None:
+    """Tells the other processes of a joined job that this one was interrupted (Ctrl-C), so
+    they end with that reason at once rather than after the watchdog's silence."""
+    if _SESSION is not None:
+        with contextlib.suppress(Exception):
+            _SESSION.publish("failed", f"{_SESSION.name()} was interrupted")
+
+
 def is_lead(setting: str = "auto") -> bool:
     """Whether this process writes files: a single process, or process 0 of a multi-process
     job (before the job is joined, as the environment says)."""

@@ -31,8 +31,9 @@ import optax
 
 from jaxbp import backprop, model
 from jaxbp import optim as optimizers
-from jaxbp.config import ConfigError, RunConfig, check_fits
+from jaxbp.config import ConfigError, RunConfig
 from jaxbp.data import Dataset
+from jaxbp.plan import check_fits, load_dataset
 
 Array = jax.Array
 Hyper = dict  # name -> scalar (one member) or (members,) array
@@ -283,7 +284,7 @@ def make_program(cfg: RunConfig, dataset: Dataset | None = None, masked: bool = 
         ConfigError: for settings that do not fit the data (``batch_size``, ``output``) or
             the precision JAX runs at (``dtype``).
     """
-    dataset = dataset if dataset is not None else cfg.data.load(cfg.loss)
+    dataset = dataset if dataset is not None else load_dataset(cfg)
     check_fits(cfg, dataset)
     dtype = _float_dtype(cfg)
     x, y = jnp.asarray(dataset.x_train, dtype), jnp.asarray(dataset.y_train, dtype)

@@ -1,8 +1,9 @@
-"""One job, from a validated ``RunConfig`` to its files and summary line, without Hydra.
+"""One job, from its :class:`jaxbp.plan.Plan` to its files and summary line, without Hydra.
 
-The Hydra app (:mod:`jaxbp.train`) trains a job alone with :func:`train`; the fused ``vmap``
-launcher trains a group of jobs in one program and writes each job's members with
-:func:`write`. Both go through :class:`jaxbp.results.JobDir`.
+The Hydra app (:mod:`jaxbp.train`) trains a job alone with :func:`train`; a fused group
+(:mod:`jaxbp.fuse`) trains several jobs in one program and writes each job's members with
+:func:`write`. Here the tables, statistics and summary line are computed; the files are
+written by :class:`jaxbp.results.JobDir`.
 """
 
 from __future__ import annotations
@@ -13,8 +14,10 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from jaxbp import __version__, config, results
+from jaxbp import __version__, config, results, stats
+from jaxbp import plan as plans
 from jaxbp.config import RunConfig
+from jaxbp.plan import Plan
 
 
 class Timing(NamedTuple):
@@ -27,22 +30,16 @@ class Timing(NamedTuple):
 
 
 def vouches(cfg: RunConfig) -> dict[str, Any]:
-    """What a complete job's marker must match: the result-determining config, and the
-    content of a user's data file (a changed file means a changed job)."""
-    promise = {"config": config.result_values(cfg)}
-    if cfg.data.name == "file":
-        from jaxbp import datafile
-
-        promise["data_sha256"] = datafile.content_hash(cfg.data.path)
-    return promise
+    """What a complete job's marker must match (:func:`jaxbp.plan.vouches`)."""
+    return plans.vouches(cfg)
 
 
-def summary_for(cfg: RunConfig, result, dataset, overrides: list[str], job_num: int | None,
+def summary_for(plan: Plan, result, overrides: list[str], job_num: int | None,
                 timing: Timing) -> dict[str, Any]:
-    """The job-level facts of ``summary.json`` (aggregates are added when it is written)."""
+    """The job-level facts of ``summary.json`` (:func:`write` adds the figures over seeds)."""
     import jax
 
-    sizes = cfg.spec(dataset.x_train.shape[1], dataset.y_train.shape[1]).sizes
+    cfg, dataset, sizes = plan.cfg, plan.dataset, plan.spec.sizes
     return {
         "config": config.result_values(cfg) | {k: getattr(cfg, k) for k in config.COSMETIC_KEYS},
         "overrides": overrides,
@@ -107,13 +104,24 @@ def _finite(value) -> bool:
     return isinstance(value, (int, float)) and math.isfinite(value)
 
 
-def write(job_dir: Path, cfg: RunConfig, result, members, dataset, overrides: list[str],
-          job_num: int | None, timing: Timing) -> str:
-    """Writes one job's members of ``result`` to ``job_dir``; returns its summary line."""
-    job = results.JobDir(job_dir)
-    summary = summary_for(cfg, result, dataset, overrides, job_num, timing)
-    summary = job.write(result, members, summary, vouches(cfg), dataset,
-                        describe=lambda s: describe(s, Path(job_dir)))
+def write(job_dir: Path, plan: Plan, result, members, overrides: list[str], job_num: int | None,
+          timing: Timing) -> str:
+    """Writes one job's ``members`` of ``result`` to ``job_dir``; returns its summary line.
+
+    ``result`` is a :class:`jaxbp.runner.RunResult`, possibly of a fused group whose other
+    members belong to other jobs."""
+    members = np.asarray(members)
+    seeds = results.seeds_frame(result, members)
+    summary = summary_for(plan, result, overrides, job_num, timing)
+    summary |= stats.summarize_seeds(seeds, plan.cfg.epochs)
+    summary["line"] = describe(summary, Path(job_dir))
+    params = {"seed": np.asarray(result.seeds)[members]}
+    if plan.cfg.save_params:  # else the seeds only, so the file still vouches for them
+        params |= {f"{name}{layer}": np.asarray(leaf)[members]
+                   for layer, layer_params in enumerate(result.params) for name, leaf in layer_params.items()}
+    data = {k: getattr(plan.dataset, k) for k in ("x_train", "y_train", "x_test", "y_test")}
+    results.JobDir(job_dir).write(seeds, results.curves_frame(result, members), params, data,
+                                  summary, plan.vouches())
     return summary["line"]
 
 
@@ -123,15 +131,16 @@ def stored_line(job_dir: Path) -> str:
     return summary.get("line") or describe(summary, Path(job_dir))
 
 
-def train(cfg: RunConfig, job_dir: Path, overrides: list[str], job_num: int | None = None,
-          dataset=None) -> str:
+def train(job: Plan | RunConfig, job_dir: Path, overrides: list[str], job_num: int | None = None) -> str:
     """Trains one job alone and writes it; returns its summary line. In a multi-process job
-    every process trains its share and only process 0 writes."""
+    every process trains its share and only process 0 writes. A bare ``RunConfig`` is
+    resolved first (:func:`jaxbp.plan.plan`)."""
     from jaxbp import distributed, runner
 
+    plan = job if isinstance(job, Plan) else plans.plan(job)
+    cfg = plan.cfg
     result = runner.run(cfg, desc=f"job {job_num}" if job_num is not None else "train")
     if not distributed.writes():
         return f"{distributed.describe()}: trained its share of {cfg.num_seeds} seeds; process 0 writes {job_dir}"
-    dataset = dataset if dataset is not None else runner.program_for(cfg).dataset
-    return write(job_dir, cfg, result, np.arange(cfg.num_seeds), dataset, overrides, job_num,
+    return write(job_dir, plan, result, np.arange(cfg.num_seeds), overrides, job_num,
                  Timing(result.wall_s, result.compile_s))

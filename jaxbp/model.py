@@ -18,14 +18,24 @@ Penalties act on weights only, never on biases: ``l2 · ½ Σ W² + l1 · Σ |W|
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import operator
 from collections.abc import Callable
-from typing import Any
 
 import jax
 import jax.numpy as jnp
+
+# The names and the network description live without JAX in jaxbp.spec; re-exported here.
+from jaxbp.spec import (  # noqa: F401 (re-exported: the names and Spec live without JAX)
+    ACTIVATION_NAMES,
+    BIAS_MODES,
+    INIT_SCHEMES,
+    LOSS_OUTPUTS,
+    OUTPUT_NAMES,
+    REDUCTIONS,
+    Spec,
+    check_name,
+)
 
 Array = jax.Array
 PRNGKey = jax.Array
@@ -42,16 +52,7 @@ OUTPUTS: dict[str, Callable[[Array], Array]] = {
     "identity": lambda z: z,
     "softmax": lambda z: jax.nn.softmax(z, axis=-1),
 }
-# Which output each loss may follow; mse is valid after any output.
-LOSS_OUTPUTS: dict[str, tuple[str, ...]] = {
-    "mse": tuple(OUTPUTS),
-    "bce": ("sigmoid",),
-    "ce": ("softmax",),
-}
-INIT_SCHEMES = ("normal", "uniform", "xavier", "he")
-REDUCTIONS = ("mean", "sum")
-BIAS_MODES = ("zeros", "same")
-
+assert tuple(ACTIVATIONS) == ACTIVATION_NAMES and tuple(OUTPUTS) == OUTPUT_NAMES
 
 # Contractions at most this long are written as sums of broadcast products (see matmul).
 SMALL_CONTRACTION = 8
@@ -91,68 +92,6 @@ def ordered_sum(a: Array, axis: int = 0) -> Array:
 def total(a: Array) -> Array:
     """``Σ`` of an ``(n, k)`` array: over each row's ``k`` entries, then over the rows."""
     return ordered_sum(ordered_sum(a, -1), 0)
-
-
-def _check_choice(what: str, value: Any, choices) -> None:
-    if value not in choices:
-        raise ValueError(f"unknown {what} {value!r}; choose one of {sorted(choices)}")
-
-
-@dataclasses.dataclass(frozen=True)
-class Spec:
-    """The static shape of a network: layer widths, nonlinearities and loss.
-
-    Frozen and hashable, so it can be a static argument of ``jax.jit``.
-
-    Attributes:
-        sizes: layer widths ``(inputs, hidden..., outputs)``, at least 2 entries, each >= 1.
-        activation: hidden nonlinearity, one of ``ACTIVATIONS``.
-        output: output nonlinearity, one of ``OUTPUTS``.
-        loss: ``"mse"`` (any output), ``"bce"`` (sigmoid output) or ``"ce"`` (softmax output).
-        reduction: ``"mean"`` over the batch's rows, or ``"sum"`` (the 1980s convention:
-            the gradient, and so the effective learning rate, is n times the mean's).
-        shortcuts: weights ``S`` from the inputs straight to the output layer:
-            ``z_L = h_{L-1} W_L + b_L + x S`` (the 2-1-1 XOR network needs them).
-    """
-
-    sizes: tuple[int, ...]
-    activation: str = "sigmoid"
-    output: str = "sigmoid"
-    loss: str = "mse"
-    reduction: str = "mean"
-    shortcuts: bool = False
-
-    def __post_init__(self):
-        sizes = tuple(self.sizes)
-        if len(sizes) < 2:
-            raise ValueError(
-                f"sizes={sizes} needs at least 2 entries (inputs, outputs), e.g. (2, 3, 1)"
-            )
-        if any(isinstance(s, bool) or int(s) != s or s < 1 for s in sizes):
-            raise ValueError(f"sizes={sizes}: every width must be an integer >= 1")
-        object.__setattr__(self, "sizes", tuple(int(s) for s in sizes))
-        _check_choice("activation", self.activation, ACTIVATIONS)
-        _check_choice("output", self.output, OUTPUTS)
-        _check_choice("loss", self.loss, LOSS_OUTPUTS)
-        if self.output not in LOSS_OUTPUTS[self.loss]:
-            raise ValueError(
-                f"loss={self.loss!r} cannot follow output={self.output!r}; "
-                f"{self.loss!r} needs output in {list(LOSS_OUTPUTS[self.loss])}"
-            )
-        _check_choice("reduction", self.reduction, REDUCTIONS)
-        if self.shortcuts and len(sizes) < 3:
-            raise ValueError(f"shortcuts need a hidden layer; sizes={sizes} has none")
-        if self.output == "softmax" and sizes[-1] < 2:
-            # softmax over one unit is the constant 1: such a network can never learn.
-            raise ValueError(
-                f"output='softmax' needs at least 2 output units; sizes={sizes} has 1 "
-                "(use output='sigmoid' for one output, or one-hot targets with 2 outputs)"
-            )
-
-    @property
-    def num_layers(self) -> int:
-        """Number of weight layers, ``len(sizes) - 1``."""
-        return len(self.sizes) - 1
 
 
 def _draw(key: PRNGKey, scheme: str, scale, shape, fan_in, fan_out, dtype):
@@ -208,8 +147,8 @@ def init(
     Returns:
         ``[{"W": (sizes[l-1], sizes[l]), "b": (sizes[l],)} for l = 1..L]``.
     """
-    _check_choice("init scheme", scheme, INIT_SCHEMES)
-    _check_choice("bias mode", bias, BIAS_MODES)
+    check_name("init scheme", scheme, INIT_SCHEMES)
+    check_name("bias mode", bias, BIAS_MODES)
     dtype = jnp.zeros((), dtype).dtype
     widths = list(spec.sizes) if live is None else [spec.sizes[0], *live, spec.sizes[-1]]
     params = []

@@ -15,11 +15,8 @@ refused rather than merged), ``jobs.json`` (exactly the jobs this sweep launched
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
-import math
 import os
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -27,92 +24,18 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from jaxbp import stats
+from jaxbp.fileio import atomic_write, file_digest, json_safe, save_npz, write_csv, write_json, write_text  # noqa: F401 (the write primitives, re-exported for readers of results)
 
 MARKER = "COMPLETE"
 FAILED = "failed.json"
 JOB_FILES = ("seeds.csv", "curves.csv", "params.npz", "data.npz", "summary.json")
 SEED_COLUMNS = ["seed", "final_loss", "train_acc", "test_loss", "test_acc",
                 "epochs_to_target", "converged", "diverged", "stopped_epoch"]
-_UMASK = os.umask(0)
-os.umask(_UMASK)
 PROCESS_STARTED = time.time()
 
 
 class ResultsError(Exception):
     """A job or sweep dir that cannot be used as asked; the message is one line."""
-
-
-# ---------------------------------------------------------------- atomic, durable writes
-def _fsync_dir(directory: Path) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:  # some filesystems cannot open a dir; the rename is still atomic
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def atomic_write(path: Path, write) -> None:
-    """Calls ``write(tmp_path)``, fsyncs it, renames it onto ``path`` and fsyncs the dir,
-    as SQLite and git do: after a crash the file is either the old one or the new one."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; results should read like any file
-    try:
-        write(tmp)
-        with open(tmp, "rb+") as handle:
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
-
-
-def write_text(path: Path, text: str) -> None:
-    atomic_write(path, lambda tmp: Path(tmp).write_text(text))
-
-
-def json_safe(value):
-    """NaN and inf become ``null`` (JSON has no NaN); NumPy scalars become Python ones."""
-    if isinstance(value, dict):
-        return {str(k): json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [json_safe(v) for v in value]
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
-
-
-def write_json(path: Path, payload: dict) -> None:
-    write_text(path, json.dumps(json_safe(payload), indent=2, allow_nan=False) + "\n")
-
-
-def write_csv(path: Path, frame: pd.DataFrame) -> None:
-    atomic_write(path, lambda tmp: frame.to_csv(tmp, index=False))
-
-
-def _save_npz(path, **arrays) -> None:
-    with open(path, "wb") as handle:  # a handle, so numpy does not append ".npz" to tmp names
-        np.savez_compressed(handle, **arrays)
-
-
-def file_digest(path: Path) -> dict[str, Any]:
-    """``{"bytes": size, "sha256": hex}`` of a file, read in chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return {"bytes": Path(path).stat().st_size, "sha256": digest.hexdigest()}
 
 
 # ---------------------------------------------------------------- frames from a run's arrays
@@ -166,43 +89,32 @@ class JobDir:
         return f"JobDir({str(self.path)!r})"
 
     # writing
-    def write(self, result, members, summary: dict[str, Any], vouches: dict[str, Any],
-              dataset=None, describe=None) -> dict[str, Any]:
-        """Writes the job's files for ``members`` of ``result``, then the marker.
+    def write(self, seeds: pd.DataFrame, curves: pd.DataFrame, params: dict[str, np.ndarray],
+              data: dict[str, np.ndarray], summary: dict[str, Any], vouches: dict[str, Any]) -> dict[str, Any]:
+        """Writes a finished job's files, then the marker. Nothing is computed here: the
+        caller (:func:`jaxbp.job.write`) brings the tables, arrays and summary.
 
         Args:
-            result: a ``RunResult`` (the job's members may be a slice of a fused run).
-            members: indices of this job's members in ``result``.
-            summary: job-level facts; the aggregate figures over seeds are added.
+            seeds: the ``seeds.csv`` table (``SEED_COLUMNS``).
+            curves: the ``curves.csv`` table (``seed, epoch, loss``).
+            params: ``params.npz``'s arrays: ``seed`` and, unless ``save_params=false``,
+                ``W0, b0, ...`` with a leading seed axis.
+            data: ``data.npz``'s arrays, the data exactly as the job saw it.
+            summary: ``summary.json`` less ``status`` and ``written``, which are added.
             vouches: what the marker records besides the files' digests: the
                 result-determining ``config`` and, for a data file, its ``data_sha256``.
-            dataset: the ``jaxbp.data.Dataset`` trained on, kept as ``data.npz``.
-            describe: ``describe(summary) -> str``, the line stored as ``summary["line"]``.
 
         Returns:
             the summary as written.
         """
         self.clean_orphans()
-        members = np.asarray(members)
         (self.path / MARKER).unlink(missing_ok=True)
         (self.path / FAILED).unlink(missing_ok=True)
-        seeds = seeds_frame(result, members)
         write_csv(self.path / "seeds.csv", seeds)
-        write_csv(self.path / "curves.csv", curves_frame(result, members))
-        arrays = {f"{name}{layer}": np.asarray(leaf)[members]
-                  for layer, p in enumerate(result.params) for name, leaf in p.items()}
-        if not summary.get("config", {}).get("save_params", True):
-            arrays = {}  # save_params=false: the seeds only, so the file still vouches for them
-        atomic_write(self.path / "params.npz",
-                     lambda tmp: _save_npz(tmp, seed=np.asarray(result.seeds)[members], **arrays))
-        data_arrays = {} if dataset is None else {
-            k: getattr(dataset, k) for k in ("x_train", "y_train", "x_test", "y_test")}
-        atomic_write(self.path / "data.npz", lambda tmp: _save_npz(tmp, **data_arrays))
-        summary = {**summary, "status": "ok",
-                   **stats.summarize_seeds(seeds, (summary.get("config") or {}).get("epochs")),
-                   "written": {"pid": os.getpid(), "time": time.time()}}
-        if describe is not None:
-            summary["line"] = describe(summary)
+        write_csv(self.path / "curves.csv", curves)
+        atomic_write(self.path / "params.npz", lambda tmp: save_npz(tmp, **params))
+        atomic_write(self.path / "data.npz", lambda tmp: save_npz(tmp, **data))
+        summary = {**summary, "status": "ok", "written": {"pid": os.getpid(), "time": time.time()}}
         write_json(self.path / "summary.json", summary)
         files = {name: file_digest(self.path / name) for name in JOB_FILES}
         write_json(self.path / MARKER, {**vouches, "files": files})
@@ -389,6 +301,25 @@ class SweepDir:
             return list(json.loads((self.path / "jobs.json").read_text())["jobs"])
         except (OSError, ValueError, KeyError, TypeError):
             return []
+
+    def job_dirs(self) -> dict[int, list[Path]]:
+        """Job number -> the dirs Hydra made for it here (read from each job's
+        ``.hydra/hydra.yaml``; two numbers sharing a dir is a broken sweep, reported)."""
+        from omegaconf import OmegaConf
+
+        found: dict[int, list[Path]] = {}
+        for hydra_yaml in self.path.glob("**/.hydra/hydra.yaml"):
+            num = OmegaConf.select(OmegaConf.load(hydra_yaml), "hydra.job.num")
+            if num is not None:
+                found.setdefault(int(num), []).append(hydra_yaml.parent.parent)
+        return found
+
+    def found_jobs(self) -> list[dict[str, Any]]:
+        """``[{"num", "overrides"}]`` of every job dir here, for a sweep that recorded none."""
+        from omegaconf import OmegaConf
+
+        return [{"num": n, "overrides": list(OmegaConf.load(dirs[0] / ".hydra" / "overrides.yaml"))}
+                for n, dirs in sorted(self.job_dirs().items())]
 
     def write_tables(self, sweep: pd.DataFrame, seeds: pd.DataFrame) -> None:
         write_csv(self.path / "sweep.csv", sweep)

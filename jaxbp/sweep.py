@@ -15,12 +15,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from jaxbp import app, config, distributed, results
+from jaxbp import app, config, distributed, plan
 from jaxbp.checks import ConfigError
+
+# pandas and jaxbp.results load when a sweep's tables are built, never for a refusal.
 
 log = logging.getLogger("jaxbp.sweep")
 JOB_COLUMNS = ["job", "job_dir", "status", "reason"]
@@ -45,12 +46,24 @@ def sweep_overrides(cfg: DictConfig) -> list[str]:
 
 
 def expand_jobs(overrides: list[str]) -> list[list[str]]:
-    """Each job's override list, as Hydra's basic sweeper forms them."""
-    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
-    from hydra.core.override_parser.overrides_parser import OverridesParser
+    """Each job's override list, as Hydra's basic sweeper forms them: the cartesian product
+    of every key's values, keys in their first order, a later override of a key replacing
+    an earlier one (Hydra's public override parser; its sweeper's helper is private)."""
+    import itertools
 
-    parsed = OverridesParser.create().parse_overrides(overrides)
-    return BasicSweeper.split_arguments(parsed, None)[0]
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
+
+    choices: dict[str, list[str]] = {}
+    for override in OverridesParser.create().parse_overrides(overrides):
+        key = override.get_key_element()
+        if not override.is_sweep_override():
+            choices[key] = [f"{key}={override.get_value_element_as_str()}"]
+        elif override.is_discrete_sweep():
+            choices[key] = [f"{key}={value}" for value in override.sweep_string_iterator()]
+        else:
+            raise HydraException(f"BasicSweeper does not support sweep type : {override.value_type.name}")
+    return [list(job) for job in itertools.product(*choices.values())]
 
 
 def override_values(overrides: list[str]) -> dict[str, Any]:
@@ -88,25 +101,40 @@ def check_job(composed: DictConfig, label: str = "", out_dir: Path | None = None
     ``out_dir``); exits 2 when it is bad."""
     try:
         cfg = app.to_run_config(composed)
-        app.check(cfg, out_dir)
+        plan.plan(cfg, out_dir)
         return cfg
     except ConfigError as err:
         app.refuse(err, label)
 
 
-def check_jobs(jobs: list[list[str]], config_name: str | None, out_dir: Path | None = None) -> None:
-    """Composes and checks every job's config; exits 2 on the first bad one."""
-    from hydra import compose
+def check_jobs(jobs: list[list[str]], master: DictConfig, out_dir: Path | None = None) -> None:
+    """Composes and checks every job's config; exits 2 on the first bad one. Each job is
+    composed as the launcher will compose it (:func:`jaxbp.app.compose_job`), and once."""
+    from hydra.core.global_hydra import GlobalHydra
     from hydra.errors import HydraException
 
+    loader = GlobalHydra.instance().config_loader()
     for overrides in jobs:
         label = " ".join(overrides)
         try:
-            composed = compose(config_name=config_name or "config", overrides=overrides)
+            composed = app.compose_job(loader, master, overrides)
         except (HydraException, ValueError) as err:  # ValueError: e.g. optim=1 (not a name)
             cause = f"\n{err.__cause__}" if err.__cause__ else ""
             app.refuse_message(f"job {label} cannot be composed:\n{err}{cause}")
         check_job(composed, label, out_dir)
+
+
+def check_launcher(cfg: DictConfig) -> None:
+    """Refuses bad ``vmap`` launcher settings before the sweep dir is claimed."""
+    launcher = OmegaConf.select(cfg, "hydra.launcher")
+    if launcher is None or not str(launcher.get("_target_", "")).endswith("VmapLauncher"):
+        return
+    from jaxbp import fuse
+
+    why = fuse.settings_error(launcher.get("max_members"), launcher.get("fuse_widths"),
+                              launcher.get("width_work_factor"))
+    if why:
+        app.refuse_message(why)
 
 
 def check_sweeper_arguments(cfg: DictConfig, config_name: str | None) -> None:
@@ -120,18 +148,12 @@ def check_sweeper_arguments(cfg: DictConfig, config_name: str | None) -> None:
         check(cfg, config_name)
 
 
-def _dirs_by_num(sweep_dir: Path) -> dict[int, list[Path]]:
-    """Job number -> the dirs Hydra made for it under ``sweep_dir``."""
-    found: dict[int, list[Path]] = {}
-    for hydra_yaml in sweep_dir.glob("**/.hydra/hydra.yaml"):
-        num = OmegaConf.select(OmegaConf.load(hydra_yaml), "hydra.job.num")
-        if num is not None:
-            found.setdefault(int(num), []).append(hydra_yaml.parent.parent)
-    return found
-
-
 def _job_row(sweep_dir: Path, entry: dict, dirs: list[Path], shared: dict[Path, list[int]]):
     """One sweep.csv row, and the job's seeds frame when it is ok."""
+    import pandas as pd
+
+    from jaxbp import results
+
     keys = override_values(entry["overrides"])
     num = int(entry["num"])
     trial = {"trial": int(entry["trial"])} if "trial" in entry else {}
@@ -163,23 +185,28 @@ def _job_row(sweep_dir: Path, entry: dict, dirs: list[Path], shared: dict[Path, 
     return row, pd.concat([pd.DataFrame({**leading, "job": num}, index=seeds.index), seeds], axis=1)
 
 
-def aggregate(sweep_dir: Path, jobs: list[dict] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+def aggregate(sweep_dir: Path, jobs: list[dict] | None = None):
     """Builds ``sweep.csv`` and ``sweep_seeds.csv`` from exactly this sweep's jobs and
     writes both.
+
+    Returns:
+        ``(sweep, seeds)``, the two tables as written (pandas frames).
 
     Args:
         sweep_dir: ``hydra.sweep.dir``.
         jobs: ``[{"num", "overrides"}]``; default the sweep dir's ``jobs.json``, or every
             job dir found when a sweeper recorded none.
     """
+    import pandas as pd
+
+    from jaxbp import results
+
     sweep_dir = Path(sweep_dir)
     store = results.SweepDir(sweep_dir)
     store.discard_tables()  # never leave an old table as if it were current
-    by_num = _dirs_by_num(sweep_dir)
+    by_num = store.job_dirs()
     if jobs is None:
-        jobs = store.jobs() or [
-            {"num": n, "overrides": list(OmegaConf.load(d[0] / ".hydra" / "overrides.yaml"))}
-            for n, d in sorted(by_num.items())]
+        jobs = store.jobs() or store.found_jobs()
     shared: dict[Path, list[int]] = {}
     for num, dirs in by_num.items():
         for d in dirs:
@@ -215,14 +242,18 @@ class SweepCallback(Callback):
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         jobs = None
         if is_basic_sweep(config):
+            check_launcher(config)
             jobs = expand_jobs(sweep_overrides(config))
-            check_jobs(jobs, kwargs.get("config_name"), Path(str(config.hydra.sweep.dir)))
+            check_jobs(jobs, config, Path(str(config.hydra.sweep.dir)))
         else:
+            check_launcher(config)
             check_sweeper_arguments(config, kwargs.get("config_name"))
         # Other sweepers choose jobs as they go: each job checks itself, and their own
         # launcher (or sweeper) records the jobs it launches.
         if not distributed.is_lead(str(config.get("distributed", "auto"))):
             return  # a multi-process sweep: process 0 owns the sweep dir
+        from jaxbp import results
+
         store = results.SweepDir(Path(config.hydra.sweep.dir))
         try:
             self._lock = store.lock()

@@ -12,27 +12,27 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import sys
 from pathlib import Path
 
-from jaxbp import cores
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from omegaconf import DictConfig
 
-cores.configure_xla()  # before anything imports JAX
+from jaxbp import app, cores, distributed, fuse, paths
+from jaxbp.checks import ConfigError
 
-import hydra  # noqa: E402
-from hydra.core.hydra_config import HydraConfig  # noqa: E402
-from hydra.types import RunMode  # noqa: E402
-from omegaconf import DictConfig  # noqa: E402
-
-from jaxbp import app, distributed, job, paths, results  # noqa: E402
-from jaxbp.checks import ConfigError  # noqa: E402
-
-app.register()
 log = logging.getLogger("jaxbp.train")
 
 
-@hydra.main(version_base="1.3", config_path=str(paths.CONF_DIR), config_name="config")
-def main(composed: DictConfig) -> None:
+def task(composed: DictConfig) -> None:
+    """Hydra's task function: trains (or skips, when complete) one job in its output dir.
+    Importing this module starts nothing: JAX, pandas and the job machinery load here, once
+    a job runs, so ``--help`` and a refusal never pay for them."""
+    from jaxbp import job, plan, results
+
     hydra_cfg = HydraConfig.get()
     job_dir = Path(hydra_cfg.runtime.output_dir)
     overrides = list(hydra_cfg.overrides.task)
@@ -56,7 +56,7 @@ def main(composed: DictConfig) -> None:
                     log.info(f"job {job_num} already complete, skipped → {job_dir}")
                 return
             app.setup_compile_cache(cfg)
-            log.info(job.train(cfg, job_dir, overrides, job_num))
+            log.info(job.train(plan.plan(cfg), job_dir, overrides, job_num))
     except ConfigError as err:  # the callback refuses bad values first; this is a backstop
         if not sweeping:
             app.refuse(err)
@@ -76,6 +76,12 @@ def main(composed: DictConfig) -> None:
         print(f"job {job_num} failed: {reason}", file=sys.stderr)
 
 
+# The vmap launcher may train this task's jobs fused (jaxbp.fuse); any other task's jobs it
+# runs one by one, as Hydra's basic launcher does.
+fuse.fusable(task)
+main = hydra.main(version_base="1.3", config_path=str(paths.CONF_DIR), config_name="config")(task)
+
+
 def _log_to_console_only() -> None:
     """Keeps a process other than 0 out of the job's log file: under submitit, every task
     ran Hydra's job set-up, log file included (on the command line it never opens one)."""
@@ -87,6 +93,8 @@ def _log_to_console_only() -> None:
 
 def _failed_together(job_dir: Path, overrides: list[str], reason: str) -> None:
     """How each process of a failed multi-process job ends: process 0 records the reason."""
+    from jaxbp import results
+
     if distributed.is_lead():
         results.JobDir(job_dir).write_failure(reason, overrides, None)
     print(f"jaxbp: the run failed: {reason}\nNo results were marked complete in {job_dir}.",
@@ -94,21 +102,30 @@ def _failed_together(job_dir: Path, overrides: list[str], reason: str) -> None:
 
 
 def cli() -> None:
-    """The entry point: Ctrl-C ends with one line and status 130; a job it interrupted has
-    no marker, so a rerun recomputes it."""
+    """The entry point: sets XLA's CPU flags (before anything imports JAX) and registers the
+    schema with Hydra, then runs. Ctrl-C ends with one line and status 130; a job it
+    interrupted has no marker, so a rerun recomputes it."""
+    cores.configure_xla()
+    app.register()
     try:
         # Hydra writes .hydra/ and its log before the task runs: only process 0 may.
         sys.argv += distributed.quiet_overrides(sys.argv[1:])
     except distributed.DistributedEnvError as err:
         app.refuse_message(str(err))
-    try:
-        main()
-    except KeyboardInterrupt:
-        print("\njaxbp: interrupted; finished jobs are kept, the interrupted one is recomputed "
-              "on a rerun", file=sys.stderr, flush=True)
-        sys.stdout.flush()
-        # Leave at once: a normal exit would wait for the XLA work already queued.
-        os._exit(app.EXIT_INTERRUPTED)
+    # A handler, not KeyboardInterrupt: an interrupt raised inside a finaliser or a garbage
+    # collector callback (JAX has one) is printed and ignored, and the run would go on.
+    signal.signal(signal.SIGINT, _interrupted)
+    main()
+
+
+def _interrupted(signum, frame) -> None:
+    distributed.announce_interrupt()
+    print("\njaxbp: interrupted; finished jobs are kept, the interrupted one is recomputed "
+          "on a rerun", file=sys.stderr, flush=True)
+    sys.stdout.flush()
+    # Leave at once: a normal exit would wait for the XLA work already queued. Every file is
+    # written atomically and the marker last, so what is on disk is whole or absent.
+    os._exit(app.EXIT_INTERRUPTED)
 
 
 if __name__ == "__main__":

@@ -33,8 +33,9 @@ def run_in_process(monkeypatch, *args: str) -> int:
 
     from hydra.core.global_hydra import GlobalHydra
 
-    from jaxbp import train
+    from jaxbp import app, train
 
+    app.register()  # as the entry point does (importing jaxbp registers nothing)
     monkeypatch.setattr(sys, "argv", ["jaxbp.train", *args])
     monkeypatch.setenv("JAXBP_COMPILE_CACHE", CACHE_DIR)
     try:

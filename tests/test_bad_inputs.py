@@ -16,7 +16,7 @@ from hydra import compose, initialize_config_dir
 from hydra.errors import HydraException
 
 from cli import run_cli
-from jaxbp import app, paths
+from jaxbp import app, paths, plan
 from jaxbp.checks import ConfigError
 
 app.register()
@@ -184,7 +184,7 @@ def _refusal(overrides, out_dir):
     except HydraException as err:
         return HYDRA, f"{err} {err.__cause__}"
     try:
-        app.check(app.to_run_config(composed), out_dir)
+        plan.plan(app.to_run_config(composed), out_dir)
     except ConfigError as err:
         return REFUSED, str(err)
     return 0, ""

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from cli import run_cli
-from jaxbp import compare, config, job, results, runner
+from jaxbp import compare, config, job, plan, results, runner
 
 STUCK_LOSS = 0.125  # where an xor seed that never learns sits (two patterns wrong by ½)
 
@@ -50,10 +50,9 @@ def write_job(path, reached, values=None, num=None, **kwargs):
     ``reached``; returns its config."""
     cfg = config.from_dict({"num_seeds": len(reached), "epochs": 200, "hidden": 2, "progress": False,
                             "compile_cache": None, **(values or {})})
-    dataset = cfg.data.load(cfg.loss)
-    result = fake_result(cfg, reached, sizes=(dataset.x_train.shape[1], dataset.y_train.shape[1]), **kwargs)
-    job.write(path, cfg, result, np.arange(len(reached)), dataset, [], num,
-              job.Timing(result.wall_s, result.compile_s))
+    resolved = plan.plan(cfg)
+    result = fake_result(cfg, reached, sizes=(resolved.spec.sizes[0], resolved.spec.sizes[-1]), **kwargs)
+    job.write(path, resolved, result, np.arange(len(reached)), [], num, job.Timing(result.wall_s, result.compile_s))
     return cfg
 
 

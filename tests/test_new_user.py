@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from cli import run_cli
-from jaxbp import config, engine, job, model, results, runner
+from jaxbp import config, engine, job, model, plan, results, runner
 
 
 def _cfg(**values):
@@ -94,9 +94,9 @@ def test_devices_beyond_what_exists_says_so(tmp_path, caplog):
 
 
 def test_the_fused_progress_label_lists_jobs_that_are_not_a_range():
-    from hydra_plugins.jaxbp_vmap_launcher.vmap_launcher import _label
+    from jaxbp.fuse import label
 
-    assert _label([0, 2]) == "jobs 0,2" and _label([3, 4, 5]) == "jobs 3-5" and _label([7]) == "job 7"
+    assert label([0, 2]) == "jobs 0,2" and label([3, 4, 5]) == "jobs 3-5" and label([7]) == "job 7"
 
 
 def test_bench_writes_under_outputs_by_default(tmp_path):
@@ -128,8 +128,7 @@ def test_readme_states_the_real_exit_statuses():
 def test_seeds_frame_types_are_stable_on_read(tmp_path):
     cfg = _cfg(num_seeds=5, epochs=30)
     result = runner.run(cfg)
-    job.write(tmp_path, cfg, result, np.arange(5), runner.program_for(cfg).dataset, [], None,
-              job.Timing(result.wall_s, result.compile_s))
+    job.write(tmp_path, plan.plan(cfg), result, np.arange(5), [], None, job.Timing(result.wall_s, result.compile_s))
     seeds = results.JobDir(tmp_path).seeds()
     assert str(seeds["epochs_to_target"].dtype) == "Int64"
     assert list(seeds.columns) == results.SEED_COLUMNS

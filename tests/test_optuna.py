@@ -12,11 +12,9 @@ import pytest
 
 optuna = pytest.importorskip("optuna")
 
-from cli import cli_env, run_cli, run_in_process  # noqa: E402
-from jaxbp import paths  # noqa: E402
-
-paths.expose_hydra_plugins()  # as `python -m jaxbp.train` does, for an editable install
 from hydra_plugins.jaxbp_optuna_sweeper import objective, plot_study, space  # noqa: E402
+
+from cli import cli_env, run_cli, run_in_process  # noqa: E402
 
 STUDY = ["-m", "hydra/sweeper=jaxbp_optuna", "lr=tag(log,interval(0.5,20))", "num_seeds=8", "epochs=50",
          "progress=false"]
