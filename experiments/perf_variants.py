@@ -35,24 +35,26 @@ def main() -> None:
     cfg = config.from_dict({"num_seeds": seeds, "epochs": epochs, "log_every": block, "curve_seeds": 0,
                             "progress": False, "compile_cache": None})
     program = engine.make_program(cfg)
-    states = jax.jit(jax.vmap(lambda s: program.init(engine.seed_key(s))))(jnp.arange(seeds, dtype=jnp.uint32))
-    lrs = jnp.full((seeds,), cfg.lr, jnp.float32)
-    step_all = jax.vmap(program.step, in_axes=(0, 0, None))
+    # Each member carries its traced hyperparameters (lr, ...) in its state.
+    hyper = {k: jnp.full((seeds,), v) for k, v in engine.member_hyper(cfg).items()}
+    init = jax.vmap(lambda s, h: program.init(engine.seed_key(s), h))
+    states = jax.jit(init)(jnp.arange(seeds, dtype=jnp.uint32), hyper)
+    step_all = jax.vmap(program.step, in_axes=(0, None))
 
     def plain(unroll):
         def body(s, e):
-            return step_all(s, lrs, e)[0], None
+            return step_all(s, e)[0], None
         return jax.jit(lambda s: jax.lax.scan(body, s, jnp.arange(epochs), unroll=unroll)[0])
 
     def blocks_without_cond(s):
         def one_block(s, b):
             epochs_in_block = b * block + jnp.arange(block)
-            return jax.lax.scan(lambda c, e: (step_all(c, lrs, e)[0], None), s, epochs_in_block)[0], None
+            return jax.lax.scan(lambda c, e: (step_all(c, e)[0], None), s, epochs_in_block)[0], None
         return jax.lax.scan(one_block, s, jnp.arange(epochs // block))[0]
 
     variants = {
         "engine.run_blocks (cond-masked blocks)": jax.jit(lambda s: engine.run_blocks(
-            step_all, s, lrs, jnp.int32(0), epochs // block, jnp.int32(epochs), block, lambda loss: loss[:0])[0]),
+            step_all, s, jnp.int32(0), epochs // block, jnp.int32(epochs), block, lambda loss: loss[:0])[0]),
         "blocks, no cond": jax.jit(blocks_without_cond),
         "plain scan": plain(1),
         "plain scan, unroll=4": plain(4),

@@ -26,21 +26,17 @@ import re
 import sys
 from pathlib import Path
 
-from jaxbp import cores
+import hydra
+import numpy as np
+from hydra.core.hydra_config import HydraConfig
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf.errors import OmegaConfBaseException
 
-cores.configure_xla()  # before anything imports JAX, as jaxbp.train does
-
-import hydra  # noqa: E402
-import numpy as np  # noqa: E402
-from hydra.core.hydra_config import HydraConfig  # noqa: E402
-from hydra.experimental.callback import Callback  # noqa: E402
-from omegaconf import DictConfig, OmegaConf, open_dict  # noqa: E402
-from omegaconf.errors import OmegaConfBaseException  # noqa: E402
-
-from jaxbp import app, config, paths, plan, results  # noqa: E402
-from jaxbp.atlas_plane import AtlasOptions, Grid, Plane, check_options, prepare, train_grid  # noqa: E402
-from jaxbp.checks import ConfigError  # noqa: E402
-from jaxbp.config import RunConfig  # noqa: E402
+from jaxbp import app, config, cores, paths, plan, results
+from jaxbp.atlas_plane import AtlasOptions, Grid, Plane, check_options, prepare, train_grid
+from jaxbp.checks import ConfigError
+from jaxbp.config import RunConfig
 
 NPZ, SUMMARY, PNG = "atlas.npz", "summary.json", "atlas.png"
 log = logging.getLogger("jaxbp.atlas")
@@ -58,17 +54,12 @@ def run_atlas(cfg: RunConfig, options: AtlasOptions, out_dir, progress: bool | N
     return write_atlas(Path(out_dir), job.cfg, options, job.plane, grid, job.sizes)
 
 
-def _save_npz(path, arrays: dict) -> None:
-    with open(path, "wb") as handle:  # a handle, so NumPy does not rename the temporary file
-        np.savez_compressed(handle, **arrays)
-
-
 def write_atlas(out_dir: Path, cfg: RunConfig, options: AtlasOptions, plane: Plane, grid: Grid, sizes) -> dict:
     """``atlas.npz``, then ``summary.json``, then the map; each written atomically."""
     arrays = {k: getattr(grid, k) for k in ("epochs_to_solve", "solved", "final_loss", "converged", "diverged")}
     arrays |= {"x": plane.x, "y": plane.y, "x_name": np.str_(plane.names[0]), "y_name": np.str_(plane.names[1]),
                "base_point": np.asarray(plane.base_point), "epochs": np.int32(cfg.epochs)}
-    results.atomic_write(out_dir / NPZ, lambda tmp: _save_npz(tmp, arrays))
+    results.atomic_write(out_dir / NPZ, lambda tmp: results.save_npz(tmp, **arrays))
     summary = summarize(cfg, options, plane, grid, sizes)
     summary["line"] = describe(summary, out_dir)
     results.write_json(out_dir / SUMMARY, summary)
@@ -159,21 +150,20 @@ def _mark_base(ax, base_point, extent, seed: int) -> list:
 def draw_map(atlas_dir, out_png) -> Path:
     """The map of an atlas dir: epochs to the target in colour (log scale), points never
     solved black, diverged ones grey, the base network marked; written atomically."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib import colormaps
     from matplotlib.colors import ListedColormap, LogNorm
+    from matplotlib.figure import Figure
     from matplotlib.patches import Patch
     from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
     arrays, summary = read_atlas(atlas_dir)
     epochs, solved, extent = int(arrays["epochs"]), arrays["solved"], _extent(arrays["x"]) + _extent(arrays["y"])
     shown = dict(origin="lower", extent=extent, aspect="auto", interpolation="nearest")
-    fig, ax = plt.subplots(figsize=(8, 7), layout="constrained")
+    fig = Figure(figsize=(8, 7), layout="constrained")  # no pyplot: the user's backend stays as it is
+    ax = fig.add_subplot()
     fastest = max(1, int(arrays["epochs_to_solve"][solved].min())) if solved.any() else 1
     image = ax.imshow(np.ma.masked_array(np.maximum(arrays["epochs_to_solve"], 1), mask=~solved),
-                      cmap=plt.get_cmap("viridis").with_extremes(bad="black"),
+                      cmap=colormaps["viridis"].with_extremes(bad="black"),
                       norm=LogNorm(fastest, max(epochs, fastest + 1)), **shown)
     handles = [Patch(color="black", label=f"not solved in {epochs} epochs")]
     if arrays["diverged"].any():
@@ -193,7 +183,6 @@ def draw_map(atlas_dir, out_png) -> Path:
                  f"{summary['points']:,} initial points solve it", fontsize=11)
     out_png = Path(out_png)
     results.atomic_write(out_png, lambda tmp: fig.savefig(tmp, dpi=150, format="png"))
-    plt.close(fig)
     return out_png
 
 
@@ -282,9 +271,6 @@ class AtlasCallback(Callback):
         app.refuse_message("jaxbp.atlas draws one map per command: run it without -m")
 
 
-register()
-
-
 @hydra.main(version_base="1.3", config_path=str(paths.CONF_DIR), config_name="atlas")
 def main(composed: DictConfig) -> None:
     out_dir = Path(HydraConfig.get().runtime.output_dir)
@@ -300,7 +286,11 @@ def quote_names(args: list[str]) -> list[str]:
 
 
 def cli() -> None:
-    """The entry point: Ctrl-C ends with one line and status 130."""
+    """The entry point: sets XLA's CPU flags before JAX starts and registers the schemas (as
+    :func:`jaxbp.train.cli` does; importing this module does neither). Ctrl-C ends with one
+    line and status 130."""
+    cores.configure_xla()
+    register()
     sys.argv[1:] = quote_names(sys.argv[1:])
     try:
         main()

@@ -54,7 +54,7 @@ def compare(spec: model.Spec, key: jax.Array, batch: int = 5, l1: float = 0.0, l
 
     Returns:
         A list of ``(layer, max_abs_error, max_rel_error)``, one per weight layer, where a
-        layer's error covers both W and b.
+        layer's error covers its W, b and (for the output layer with shortcuts) S.
     """
     pkey, dkey = jax.random.split(key)
     params = model.init(spec, pkey, scheme="normal", scale=1.0, bias="same", live=live)
@@ -64,8 +64,8 @@ def compare(spec: model.Spec, key: jax.Array, batch: int = 5, l1: float = 0.0, l
     auto = jax.grad(lambda p: model.loss(spec, p, x, y, l1=l1, l2=l2, masks=masks))(params)
     rows = []
     for layer, (m, a) in enumerate(zip(manual, auto)):
-        diff = max(float(jnp.max(jnp.abs(m[k] - a[k]))) for k in ("W", "b"))
-        scale = max(float(jnp.max(jnp.abs(a[k]))) for k in ("W", "b"))
+        diff = max(float(jnp.max(jnp.abs(m[k] - a[k]))) for k in a)  # W, b and shortcuts S
+        scale = max(float(jnp.max(jnp.abs(a[k]))) for k in a)
         rows.append((layer, diff, diff / max(scale, np.finfo(np.float64).tiny)))
     return rows
 

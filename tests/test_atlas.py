@@ -12,6 +12,8 @@ from jaxbp import atlas, atlas_plane, config, paths, runner
 from jaxbp.atlas_plane import AtlasOptions, Coordinate, parse_name
 from jaxbp.checks import ConfigError
 
+atlas.register()  # as the entry point does: importing jaxbp.atlas registers nothing
+
 # XOR 2-2-1 with momentum, as in the README's map; 300 epochs keep each program small.
 CFG = config.from_dict({"hidden": 2, "lr": 0.5, "optim": {"name": "momentum", "momentum": 0.9},
                         "epochs": 300, "progress": False, "compile_cache": None})

@@ -249,9 +249,3 @@ def test_content_hash_streams_the_file_bytes(tmp_path):
     assert datafile.content_hash(str(path)) == expected
     path.write_bytes(GOOD_CSV.replace("6", "7").encode())
     assert datafile.content_hash(str(path)) != expected
-
-
-def test_limits_are_the_documented_ones():
-    assert datafile.MAX_FILE_BYTES == 1 << 30
-    assert datafile.MAX_CLASSES == 1000
-    assert issubclass(DataFileError, ValueError)

@@ -116,14 +116,6 @@ def test_gradcheck_prints_one_line_per_spec(capsys):
     assert len(capsys.readouterr().out.strip().splitlines()) == 2 + 3 * 3
 
 
-# 15. the README's exit statuses are the real ones
-def test_readme_states_the_real_exit_statuses():
-    from jaxbp import paths
-
-    readme = (paths.CONF_DIR.parent / "README.md").read_text()
-    assert "exit with status 1" in readme and "exit status 2" in readme
-    assert "always succeed" not in readme
-
 
 def test_seeds_frame_types_are_stable_on_read(tmp_path):
     cfg = _cfg(num_seeds=5, epochs=30)
