@@ -38,7 +38,7 @@ def diagnosis_figure(frame: pd.DataFrame, title: str = "", seed: int = 0) -> Fig
             rows = frame[frame["verdict"] == verdict]
             _norm_panel(ax_norm, rows, verdict, rng)
         ax_norm.set(xscale="log", xlabel="loss E(θ) at the end of training (log)",
-                    ylabel="weight norm ‖θ‖", title="where each seed ended (arrows: continuation)")
+                    ylabel="weight norm ‖θ‖", title="where each seed ended (○ and arrows: after the continuation)")
         ax_norm.legend(fontsize=8, loc="best")
         _spectrum_panel(ax_spec, frame, present, rng)
         if title:
@@ -51,6 +51,8 @@ def _norm_panel(ax, rows: pd.DataFrame, verdict: str, rng) -> None:
     ax.scatter(rows["loss"], rows["weight_norm"], s=10, color=colour, alpha=0.6,
                label=f"{verdict} ({len(rows)})")
     continued = rows[np.isfinite(rows["continued_loss"]) & (rows["continued_loss"] > 0)]
+    ax.scatter(continued["continued_loss"], continued["continued_weight_norm"], s=12, facecolors="none",
+               edgecolors=colour, alpha=0.6, lw=0.7)  # also sets the axis limits the arrows need
     if len(continued) > ARROW_SEEDS:
         continued = continued.iloc[np.sort(rng.choice(len(continued), ARROW_SEEDS, replace=False))]
     for _, row in continued.iterrows():
