@@ -107,12 +107,12 @@ def measure(spec, params, x, y, l1: float = 0.0, l2: float = 0.0, hessian: bool 
                                for leaf in jax.tree.leaves(params)], axis=1)
         fn = _measure_fn(spec, np.asarray(x, np.float64), np.asarray(y, np.float64), float(l1), float(l2),
                          template, hessian)
-        parts = [fn(_padded(flat[start:start + chunk], chunk)) for start in range(0, count, chunk)]
+        parts = [fn(padded(flat[start:start + chunk], chunk)) for start in range(0, count, chunk)]
         parts = [jax.device_get(part) for part in parts]
     return {k: np.concatenate([part[k] for part in parts])[:count] for k in parts[0]} if parts else {}
 
 
-def _padded(rows: np.ndarray, size: int) -> np.ndarray:
+def padded(rows: np.ndarray, size: int) -> np.ndarray:
     """``rows`` padded to ``size`` with copies of its last row (one program for every chunk)."""
     missing = size - len(rows)
     return np.concatenate([rows, np.repeat(rows[-1:], missing, axis=0)]) if missing else rows

@@ -122,19 +122,16 @@ def continue_training(run: results.Run, seeds: np.ndarray, params, epochs: int) 
     from jaxbp import curvature
 
     cfg = _continuation_config(run.cfg, epochs)
-    seeds = np.asarray(seeds, np.uint32)
-    chunk = min(len(seeds), CONTINUE_CHUNK)
+    seeds, n = np.asarray(seeds, np.uint32), len(seeds)
+    chunk = min(n, CONTINUE_CHUNK)
     outs = []
     with jax.enable_x64(True):
         fn = _continue_fn(cfg, run.dataset)
-        for start in range(0, len(seeds), chunk):
-            part = jax.tree.map(lambda a: curvature._padded(np.asarray(a[start:start + chunk], np.float64), chunk),
-                                params)
-            outs.append(jax.device_get(fn(curvature._padded(seeds[start:start + chunk], chunk), part)))
-    n = len(seeds)
-    cat = lambda *xs: np.concatenate(xs)[:n]  # noqa: E731
-    new_params, solved, diverged, curve = jax.tree.map(cat, *outs) if len(outs) > 1 else jax.tree.map(
-        lambda a: np.asarray(a)[:n], outs[0])
+        for start in range(0, n, chunk):
+            rows = slice(start, start + chunk)
+            part = jax.tree.map(lambda a, rows=rows: curvature.padded(np.asarray(a[rows], np.float64), chunk), params)
+            outs.append(jax.device_get(fn(curvature.padded(seeds[rows], chunk), part)))
+    new_params, solved, diverged, curve = jax.tree.map(lambda *parts: np.concatenate(parts)[:n], *outs)
     return {"params": new_params, "solved": solved.astype(bool), "diverged": diverged.astype(bool),
             "curve": curve, "curve_epochs": np.arange(cfg.blocks) * cfg.sample_every}
 

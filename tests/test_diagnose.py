@@ -213,3 +213,19 @@ def test_python_m_jaxbp_diagnose(job48, tmp_path):
     frame = results.JobDir(copy).diagnosis()
     assert list(frame.columns[: len(REQUIRED)]) == REQUIRED and len(frame) == 48
     assert "solved" in proc.stdout and str(copy / results.DIAGNOSIS) in proc.stdout
+
+
+def test_chunks_do_not_change_the_numbers(job48, diagnosed, monkeypatch):
+    from jaxbp import curvature
+
+    run = results.load_run(job48)
+    params = [{k: v.astype(float) for k, v in layer.items()} for layer in run.dir.params()]
+    x, y = run.dataset.x_train, run.dataset.y_train
+    measured = curvature.measure(run.spec, params, x, y, chunk=7)  # 7 chunks, the last padded
+    np.testing.assert_allclose(measured["eigenvalues"][:, 0], diagnosed["hessian_min_eig"], rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(measured["loss"], diagnosed["loss"], rtol=1e-12)
+    few = [{k: v[:5] for k, v in layer.items()} for layer in params]
+    whole = diagnose.continue_training(run, diagnosed["seed"][:5], few, 50)
+    monkeypatch.setattr(diagnose, "CONTINUE_CHUNK", 2)  # chunks of 2, 2 and 1 (padded)
+    chunked = diagnose.continue_training(run, diagnosed["seed"][:5], few, 50)
+    np.testing.assert_allclose(chunked["curve"], whole["curve"], rtol=1e-12)
