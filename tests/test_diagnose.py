@@ -197,15 +197,26 @@ def test_report_draws_the_diagnosis(job48, diagnosed):
 
 
 def test_rewriting_a_job_removes_its_old_diagnosis(tmp_path):
-    from types import SimpleNamespace
-
     (tmp_path / results.DIAGNOSIS).write_text("seed\n0\n")
-    metrics = {"final_loss": np.ones(2), "train_acc": np.ones(2), "test_loss": np.ones(2), "test_acc": np.ones(2),
-               "epochs_to_target": np.full(2, -1), "converged": np.zeros(2, bool), "diverged": np.zeros(2, bool)}
-    result = SimpleNamespace(seeds=np.arange(2), metrics=metrics, params=[{"W": np.zeros((2, 1, 1))}],
-                             curve_members=np.zeros(0, int), curve_epochs=np.zeros(1), curves=np.zeros((0, 1)))
-    results.JobDir(tmp_path).write(result, np.arange(2), {"config": {"epochs": 1}}, {})
+    seeds = pd.DataFrame({c: [0] for c in results.SEED_COLUMNS})
+    curves = pd.DataFrame({"seed": [0], "epoch": [0], "loss": [1.0]})
+    results.JobDir(tmp_path).write(seeds, curves, {"seed": np.zeros(1)}, {}, {"config": {"epochs": 1}}, {})
     assert (tmp_path / "seeds.csv").is_file() and not (tmp_path / results.DIAGNOSIS).exists()
+
+
+@pytest.mark.heavy
+def test_python_m_jaxbp_diagnose(job48, tmp_path):
+    import shutil
+
+    import cli
+
+    copy = shutil.copytree(job48, tmp_path / "job")
+    (copy / results.DIAGNOSIS).unlink(missing_ok=True)
+    proc = cli.run_cli("jaxbp.diagnose", str(copy), "--epochs", "100", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    frame = results.JobDir(copy).diagnosis()
+    assert list(frame.columns[: len(REQUIRED)]) == REQUIRED and len(frame) == 48
+    assert "solved" in proc.stdout and str(copy / results.DIAGNOSIS) in proc.stdout
 
 
 def test_chunks_do_not_change_the_numbers(job48, diagnosed):
