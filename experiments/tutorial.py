@@ -28,7 +28,9 @@
 # 5. a **stuck** and a **converged** 2-2-1 network read back from a run's files, and why the
 #    stuck one cannot separate XOR;
 # 6. the article's FAQ in practice: **learning rate**, **L2 penalty** and **early
-#    stopping** on the two-moons data.
+#    stopping** on the two-moons data;
+# 7. **why a seed failed**: the gradient and the exact Hessian at its final weights, and
+#    what more training does to it (`python -m jaxbp.diagnose`).
 #
 # It is a plain Python file in jupytext's percent format. Run it as a script
 # (`python experiments/tutorial.py`, figures go to a temporary folder that it prints) or open
@@ -50,7 +52,7 @@ import matplotlib
 import numpy as np
 import pandas as pd
 
-from jaxbp import backprop, config, engine, job, model, results, runner, stats
+from jaxbp import backprop, config, diagnose, engine, job, model, results, runner, stats
 
 IN_NOTEBOOK = "ipykernel" in sys.modules
 if not IN_NOTEBOOK:
@@ -63,6 +65,7 @@ XOR_SEEDS = 1_000 if FAST else 10_000  # section 4
 XOR_EPOCHS = 2_000 if FAST else 5_000  # sections 3 and 4
 STUCK_SEEDS, STUCK_EPOCHS = (200, 2_000) if FAST else (1_000, 5_000)  # section 5
 MOONS_SEEDS, MOONS_EPOCHS, PATIENCE = (10, 500, 30) if FAST else (100, 5_000, 100)  # section 6
+DIAGNOSE_EPOCHS = 2_000 if FAST else None  # section 7; None: the default, 10× the job's epochs
 
 OUT = Path(os.environ.get("JAXBP_TUTORIAL_OUT") or tempfile.mkdtemp(prefix="jaxbp-tutorial-"))
 OUT.mkdir(parents=True, exist_ok=True)
@@ -530,3 +533,85 @@ save_and_show(fig, "6_moons_regularisation")
 # loss for a lower test loss; too much penalty ($\lambda = 10^{-3}$) underfits. The same
 # questions at scale are one command away:
 # `python -m jaxbp.train -m +experiment=moons_regularization`.
+
+# %% [markdown]
+# ## 7. Why did this seed fail?
+#
+# Section 5 showed *what* a stuck network looks like. To say *why* gradient descent stops
+# there, look at the training objective $E(\theta)$ around the final weights $\theta^*$
+# (all $P = 9$ weights and biases of the 2-2-1 network in one vector). To second order,
+#
+# $$E(\theta^* + d) \approx E(\theta^*) + g^\top d + \tfrac12\, d^\top H d, \qquad
+#   g = \nabla E(\theta^*), \quad H = \nabla^2 E(\theta^*),$$
+#
+# and the eigenvalues $\lambda_1 \le \dots \le \lambda_P$ of the symmetric $P \times P$
+# Hessian $H$ are the curvatures along its eigenvectors. The cases:
+#
+# * $g = 0$ and every $\lambda_i > 0$: a **strict local minimum**; no small step lowers $E$.
+# * some $\lambda_i < 0$: a **saddle**; moving along that eigenvector $v_i$ lowers $E$ by
+#   about $\tfrac12 |\lambda_i| \|d\|^2$, and gradient descent grows that component by a
+#   factor $1 + \alpha |\lambda_i|$ per epoch, so it leaves, slowly when $|\lambda_i|$ is small.
+# * $g \approx 0$, no negative curvature, yet $E$ keeps falling as $\|\theta\|$ grows: a
+#   **plateau** whose infimum lies at infinite weights. Sigmoids saturate, so the gradient
+#   shrinks like $e^{-|z|}$ as the weights grow, and the network **drifts** for ever.
+#
+# Hamey (1998) and Sprinkhuizen-Kuyper & Boers (1996) proved that the 2-2-1 XOR surface has
+# no strict local minima at finite weights: stuck networks should be saddles or drifting.
+# `diagnose.diagnose(run)` checks this for every seed of the job from section 5, in float64:
+# $g$ and $H$ by autodiff (`jax.hessian`, vmapped over seeds), the spectrum by
+# `jnp.linalg.eigvalsh`, and a **continuation** that trains every unsolved seed on from
+# $\theta^*$ with the job's own optimiser and learning rate. Its verdicts and their
+# thresholds are stated in `jaxbp/diagnose.py` and the README; it is what
+# `python -m jaxbp.diagnose <job_dir>` writes to `diagnosis.csv`.
+
+# %%
+diagnosis = diagnose.diagnose(run, epochs=DIAGNOSE_EPOCHS)
+run.dir.write_diagnosis(diagnosis)  # as the command line would: <job>/diagnosis.csv
+continued_epochs = int(diagnosis["continued_epochs"].iloc[0])
+counts = diagnosis["verdict"].value_counts()
+print(f"verdicts of {len(diagnosis)} seeds (continuation {continued_epochs:,} epochs): "
+      + ", ".join(f"{v} {counts.get(v, 0)}" for v in diagnose.VERDICTS))
+print(diagnose.verdict_table(diagnosis).round(6).to_string())
+
+# %% [markdown]
+# Now section 5's stuck seed on its own: its gradient, its whole spectrum, and what the
+# extra epochs do to its loss and weight norm.
+
+# %%
+row = diagnosis.set_index("seed").loc[stuck_seed]
+eigenvalues = diagnose.seed_spectrum(run, stuck_seed)
+print(f"stuck seed {stuck_seed}: E = {row['loss']:.6f}, |g| = {row['grad_norm']:.2e}, ‖θ‖ = {row['weight_norm']:.3f}")
+print(f"Hessian eigenvalues λ: {eigenvalues}")
+print(f"stuck seed hessian_min_eig = {row['hessian_min_eig']:.6e}, tolerance τ = {row['eig_tol']:.1e}: "
+      f"{row['hessian_neg_count']} below −τ, {row['hessian_zero_count']} within ±τ")
+stuck_params = [{k: np.asarray(v, np.float64)[None] for k, v in layer.items()} for layer in run.params(stuck_seed)]
+continued = diagnose.continue_training(run, np.array([stuck_seed]), stuck_params, continued_epochs)
+print(f"after {continued_epochs:,} more epochs: E {row['loss']:.6f} → {row['continued_loss']:.6f}, "
+      f"‖θ‖ {row['weight_norm']:.3f} → {row['continued_weight_norm']:.3f}: verdict {row['verdict']}")
+
+# %%
+fig, (ax_eig, ax_more) = plt.subplots(1, 2, figsize=(10, 3.8), layout="constrained")
+order = np.arange(1, len(eigenvalues) + 1)
+negative = eigenvalues < 0
+ax_eig.bar(order[~negative], np.abs(eigenvalues[~negative]), color="tab:blue", label="λ > 0")
+ax_eig.bar(order[negative], np.abs(eigenvalues[negative]), color="tab:red", label="λ < 0")
+ax_eig.axhline(row["eig_tol"], color="gray", ls=":", label="τ: below it, flat")
+ax_eig.set_yscale("log")
+ax_eig.set(xlabel="i (ascending λ_i)", ylabel="|λ_i|", title=f"Hessian spectrum of stuck seed {stuck_seed}")
+ax_eig.legend(fontsize=8)
+epochs_after = np.append(continued["curve_epochs"], continued_epochs)  # the block starts, then the end
+ax_more.plot(STUCK_EPOCHS + epochs_after, np.append(continued["curve"][0], row["continued_loss"]), "o-")
+ax_more.set(xlabel="epoch", ylabel="E", title=f"trained on from epoch {STUCK_EPOCHS:,}: verdict {row['verdict']}")
+save_and_show(fig, "7_diagnosis")
+
+# %% [markdown]
+# **Reading the verdict.** A typical stuck 2-2-1 seed has a tiny gradient, a few flat or
+# barely curved directions (the saturated hidden units: $\sigma'(z) \approx e^{-|z|}$), and
+# either no negative eigenvalue at all, so that it sits on the floor of a plateau
+# (`drifting`: the continuation lowers $E$ by a sliver while $\|\theta\|$ keeps growing), or
+# a small negative one (`saddle`: a way down exists, but at $1 + \alpha|\lambda|$ per epoch
+# it takes thousands of epochs to matter). `slow` seeds were merely short of epochs. A
+# `local_minimum` verdict needs $g \approx 0$, no negative curvature and a continuation that
+# changes nothing: that is what the theorems rule out at finite weights. The README gives
+# the counts for 1,000 seeds at 5,000 epochs; `python -m jaxbp.report <job_dir>` draws
+# `diagnosis.png` once `diagnosis.csv` exists.

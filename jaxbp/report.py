@@ -24,7 +24,7 @@ from jaxbp.checks import ConfigError
 FIGURE_DPI = 110
 # What a run or sweep report draws; one it did not draw this time is removed, not left stale.
 FIGURE_NAMES = ("success_rate.png", "curves.png", "final_loss.png", "km.png", "decision_boundaries.png",
-                "epochs_to_target.png")
+                "epochs_to_target.png", "diagnosis.png")
 FAINT_SEEDS = 30  # single seeds drawn behind a run's median curve
 BOUNDARY_SEEDS = 4  # networks in a run's decision-boundary figure
 BAR_ROWS = 60  # training rows in a seed's output bar chart
@@ -346,7 +346,14 @@ def report_run(run_dir: Path) -> list[Path]:
             figs.append(_save(_boundaries(run_dir, job, what), out, "decision_boundaries.png"))
         except (ReportError, results.ResultsError) as err:
             notes.append(f"No decision boundaries: {err}.")
-    text = [f"# Run report: {run_dir.name}", "", what + ".", "", *_run_lines(job), ""]
+    lines = _run_lines(job)
+    if (run_dir / results.DIAGNOSIS).is_file():  # written by python -m jaxbp.diagnose
+        from jaxbp import diagnose_figure
+
+        diagnosis = job.dir.diagnosis()
+        figs.append(_save(diagnose_figure.diagnosis_figure(diagnosis, what), out, "diagnosis.png"))
+        lines += diagnose_figure.diagnosis_lines(diagnosis)
+    text = [f"# Run report: {run_dir.name}", "", what + ".", "", *lines, ""]
     text += notes + ([""] if notes else [])
     return _write_report(out, text, figs)
 

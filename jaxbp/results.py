@@ -28,6 +28,7 @@ from jaxbp.fileio import atomic_write, file_digest, json_safe, save_npz, write_c
 
 MARKER = "COMPLETE"
 FAILED = "failed.json"
+DIAGNOSIS = "diagnosis.csv"  # jaxbp.diagnose's table; not vouched for by the marker
 JOB_FILES = ("seeds.csv", "curves.csv", "params.npz", "data.npz", "summary.json")
 SEED_COLUMNS = ["seed", "final_loss", "train_acc", "test_loss", "test_acc",
                 "epochs_to_target", "converged", "diverged", "stopped_epoch"]
@@ -110,6 +111,7 @@ class JobDir:
         self.clean_orphans()
         (self.path / MARKER).unlink(missing_ok=True)
         (self.path / FAILED).unlink(missing_ok=True)
+        (self.path / DIAGNOSIS).unlink(missing_ok=True)  # it described the old params
         write_csv(self.path / "seeds.csv", seeds)
         write_csv(self.path / "curves.csv", curves)
         atomic_write(self.path / "params.npz", lambda tmp: save_npz(tmp, **params))
@@ -235,6 +237,15 @@ class JobDir:
             raise ResultsError(f"seed {seed} is not in {self.path} (seeds {arrays['seed'].min()}–"
                                f"{arrays['seed'].max()})")
         return [{k: v[rows[0]] for k, v in layer.items()} for layer in tree]
+
+    def write_diagnosis(self, frame: pd.DataFrame) -> Path:
+        """Writes :mod:`jaxbp.diagnose`'s table as ``diagnosis.csv``; returns its path."""
+        write_csv(self.path / DIAGNOSIS, frame)
+        return self.path / DIAGNOSIS
+
+    def diagnosis(self) -> pd.DataFrame:
+        """``diagnosis.csv``, as :mod:`jaxbp.diagnose` wrote it."""
+        return self._read_csv(DIAGNOSIS, dtype={"verdict": str, "continued_solved": "boolean"})
 
     def data_arrays(self) -> dict[str, np.ndarray]:
         """The train and test arrays the job trained on (``data.npz``)."""

@@ -14,7 +14,7 @@ import pytest
 from jaxbp import results
 
 TUTORIAL = Path(__file__).resolve().parents[1] / "experiments" / "tutorial.py"
-FIGURES = ["3_python_loop", "4_many_seeds", "5_stuck_and_converged", "6_moons_regularisation"]
+FIGURES = ["3_python_loop", "4_many_seeds", "5_stuck_and_converged", "6_moons_regularisation", "7_diagnosis"]
 
 
 def _env(out: Path) -> dict:
@@ -83,6 +83,19 @@ def test_stuck_and_converged_seeds_come_from_a_readable_job(script):
     for seed in (stuck, good):
         printed = float(re.search(rf"seed {seed}: E = ([\d.]+)", text).group(1))
         assert printed == pytest.approx(rows.loc[seed, "final_loss"], abs=1e-4)
+
+
+def test_diagnosis_of_the_stuck_seed_is_the_jobs(script):
+    text, out = script
+    diagnosis = results.JobDir(out / "xor_2-2-1").diagnosis()
+    counts = dict(re.findall(r"(\w+) (\d+)", re.search(r"verdicts of \d+ seeds \(.*?\): (.*)", text).group(1)))
+    assert sum(map(int, counts.values())) == len(diagnosis) == 200
+    assert int(counts["solved"]) == diagnosis["converged"].sum()
+    stuck = int(re.search(r"looking at stuck seed (\d+)", text).group(1))
+    row = diagnosis.set_index("seed").loc[stuck]
+    assert row["verdict"] not in ("solved", "diverged")
+    # the spectrum printed for the stuck seed is the one diagnosis.csv summarises
+    assert _value(text, "stuck seed hessian_min_eig") == pytest.approx(row["hessian_min_eig"], rel=1e-5)
 
 
 def test_figures_are_written(script):
