@@ -130,14 +130,17 @@ def _by_members(jobs: list[Job], max_members: int) -> list[list[Job]]:
     return split
 
 
+def numbers(nums: list[int]) -> str:
+    """``3-7`` for a run of numbers, else ``1,4``: how jobs and trials are listed in logs."""
+    nums = sorted(nums)
+    if len(nums) > 1 and nums == list(range(nums[0], nums[-1] + 1)):
+        return f"{nums[0]}-{nums[-1]}"
+    return ",".join(map(str, nums))
+
+
 def label(nums: list[int]) -> str:
     """``jobs 3-7``, ``jobs 1,4`` or ``job 2``: how a group is named in its progress bar."""
-    nums = sorted(nums)
-    if len(nums) == 1:
-        return f"job {nums[0]}"
-    if nums == list(range(nums[0], nums[-1] + 1)):
-        return f"jobs {nums[0]}-{nums[-1]}"
-    return "jobs " + ",".join(map(str, nums))
+    return f"job {nums[0]}" if len(nums) == 1 else f"jobs {numbers(nums)}"
 
 
 def train_group(jobs: list[Job]) -> bool:

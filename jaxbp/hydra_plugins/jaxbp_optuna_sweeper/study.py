@@ -101,7 +101,7 @@ def consecutive(trials: list[Asked]) -> list[list[Asked]]:
 
 
 def label(numbers: list[int]) -> str:
-    numbers = sorted(numbers)
-    if len(numbers) > 1 and numbers == list(range(numbers[0], numbers[-1] + 1)):
-        return f"{numbers[0]}-{numbers[-1]}"
-    return ",".join(map(str, numbers))
+    """Trial numbers as the launcher lists job numbers (:func:`jaxbp.fuse.numbers`)."""
+    from jaxbp import fuse
+
+    return fuse.numbers(numbers)
