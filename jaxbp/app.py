@@ -8,6 +8,8 @@ only chooses the defaults and configures Hydra.
 
 from __future__ import annotations
 
+import dataclasses
+import os
 import sys
 from pathlib import Path
 
@@ -97,13 +99,70 @@ def to_run_config(composed: DictConfig) -> config.RunConfig:
         with open_dict(node):
             del node["hydra"]
     try:
-        return OmegaConf.to_object(node)
+        return _absolute_data_path(OmegaConf.to_object(node))
     except ConfigError:
         raise
     except OmegaConfBaseException as err:
         key = getattr(err, "full_key", None) or "config"
         first = str(err).splitlines()[0] if str(err) else type(err).__name__
         raise ConfigError(key, "?", first) from None
+
+
+def _absolute_data_path(cfg: config.RunConfig) -> config.RunConfig:
+    """A relative ``data.path`` made absolute against the dir the command started in, as
+    Hydra's ``to_absolute_path`` does: with ``hydra.job.chdir=true`` a job runs in its own
+    dir, where the file the checks found is not."""
+    path = getattr(cfg.data, "path", None)
+    if cfg.data.name != "file" or not path or Path(path).expanduser().is_absolute():
+        return cfg
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.utils import get_original_cwd
+
+    start = get_original_cwd() if HydraConfig.initialized() else os.getcwd()
+    return dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, path=os.path.join(start, path)))
+
+
+# Hydra options that take the next argument as their value (not an override).
+_HYDRA_VALUE_OPTIONS = {"-cn", "--config-name", "-cp", "--config-path", "-cd", "--config-dir", "-p", "--package",
+                        "-c", "--cfg", "--experimental-rerun"}
+
+
+def unknown_key(argv: list[str], extra: tuple[str, ...] = ()) -> str:
+    """Why an override on this command line names a key jaxbp does not have; ``""`` if none.
+
+    Hydra refuses ``lrr=0.1`` itself (status 1) and suggests ``+lrr=0.1``, which it would add
+    to the frozen schema and which then fails inside the run; ``+data.bitz=3`` likewise. So
+    a top-level key outside the schema, and any ``+key`` but ``+experiment``, is refused here,
+    before Hydra starts or writes anything. ``extra`` names more top-level keys (``atlas``).
+    """
+    import difflib
+
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.core.override_parser.types import OverrideType
+    from hydra.errors import HydraException
+
+    known = sorted({f.name for f in dataclasses.fields(config.RunConfig)} | set(extra))
+    skip = False
+    for arg in argv:
+        if skip or arg.startswith("-") or "=" not in arg:
+            skip = arg in _HYDRA_VALUE_OPTIONS
+            continue
+        try:
+            override = OverridesParser.create().parse_overrides([arg])[0]
+        except HydraException:
+            continue  # malformed: Hydra says so in its own words
+        key = override.key_or_group
+        top = key.split(".")[0].split("/")[0]
+        if top == "hydra" or (key == "experiment" and override.type == OverrideType.ADD):
+            continue
+        added = override.type in (OverrideType.ADD, OverrideType.FORCE_ADD)
+        if top not in known or added:
+            close = difflib.get_close_matches(top, known, n=1)
+            hint = f"; did you mean {close[0]}?" if close and close[0] != top else ""
+            how = "jaxbp's schema is fixed: '+' cannot add a key to it; " if added else ""
+            return (f"unknown key {key!r} in {arg!r}{hint} ({how}the keys are {', '.join(known)}; "
+                    f"an option's own keys are listed by python -m jaxbp.train --help)")
+    return ""
 
 
 def refuse(err: ConfigError, job: str = "") -> None:

@@ -156,11 +156,20 @@ class JobDir:
         if vouches is not None:
             for key, value in vouches.items():
                 if marker.get(key) != json.loads(json.dumps(json_safe(value))):
-                    return "settings changed" if key == "config" else f"{key} changed"
+                    return {"config": "its settings changed", "data_sha256": "its data file changed"}.get(
+                        key, f"{key} changed")
         return None
 
     def is_complete(self, vouches: dict[str, Any] | None = None) -> bool:
         return self.why_incomplete(vouches) is None
+
+    def why_recomputed(self, vouches: dict[str, Any] | None = None) -> str | None:
+        """Why a job dir that holds results of an earlier run must be trained again; ``None``
+        when it is complete or holds nothing yet (a first run has nothing to explain)."""
+        why = self.why_incomplete(vouches)
+        if why is None or not any((self.path / name).exists() for name in (*JOB_FILES, MARKER)):
+            return None
+        return "it was interrupted before its marker was written" if why == "no marker" else why
 
     def written_by_this_process(self) -> bool:
         """Whether this process wrote the job (the fused launcher does, before the task)."""

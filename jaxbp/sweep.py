@@ -10,13 +10,16 @@ this sweep launched) and ``sweep_seeds.csv`` (every seed of those jobs) through
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Any
 
 from hydra.experimental.callback import Callback
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict, read_write
+from omegaconf.errors import OmegaConfBaseException
 
 from jaxbp import app, config, distributed, plan
 from jaxbp.checks import ConfigError
@@ -96,6 +99,35 @@ def identity(cfg: DictConfig) -> dict[str, Any]:
             "sweeper": sweeper}
 
 
+def check_output_dir(key: str, path: Path) -> None:
+    """Refuses an output dir that is a file, lies under one, or cannot be written."""
+    existing = path
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        app.refuse_message(f"{key}={path} is invalid: {existing} is a file, not a directory")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        app.refuse_message(f"{key}={path} is invalid: {existing} is not writable")
+
+
+def keep_recorded_order(cfg: DictConfig) -> None:
+    """A rerun of a sweep with its arguments in another order is the same sweep, but Hydra
+    numbers jobs by the arguments' order: the recorded order is put back before the jobs
+    are listed, so job ``n`` stays the job its dir holds."""
+    path = Path(str(cfg.hydra.sweep.dir)) / "sweep.json"
+    try:
+        recorded = json.loads(path.read_text()).get("arguments")
+    except (OSError, ValueError, AttributeError):
+        return
+    arguments = identity(cfg)["arguments"]
+    if not isinstance(recorded, list) or recorded == arguments or sorted(recorded) != sorted(arguments):
+        return
+    others = [o for o in cfg.hydra.overrides.task if o not in arguments]  # the cosmetic keys
+    with read_write(cfg.hydra.overrides), open_dict(cfg.hydra.overrides):
+        cfg.hydra.overrides.task = [*recorded, *others]
+    log.info(f"the arguments in the order this sweep was started with: {' '.join(recorded)}")
+
+
 def check_job(composed: DictConfig, label: str = "", out_dir: Path | None = None) -> config.RunConfig:
     """Converts and checks one job's config against its data (and what it would write to
     ``out_dir``); exits 2 when it is bad."""
@@ -113,15 +145,26 @@ def check_jobs(jobs: list[list[str]], master: DictConfig, out_dir: Path | None =
     from hydra.core.global_hydra import GlobalHydra
     from hydra.errors import HydraException
 
+    from jaxbp import fuse
+
     loader = GlobalHydra.instance().config_loader()
-    for overrides in jobs:
+    dirs = []
+    for num, overrides in enumerate(jobs):
         label = " ".join(overrides)
         try:
             composed = app.compose_job(loader, master, overrides)
         except (HydraException, ValueError) as err:  # ValueError: e.g. optim=1 (not a name)
             cause = f"\n{err.__cause__}" if err.__cause__ else ""
             app.refuse_message(f"job {label} cannot be composed:\n{err}{cause}")
+        with open_dict(composed):  # as the launcher numbers it: the basic sweeper's one batch
+            composed.hydra.job.id = composed.hydra.job.num = num
+        try:
+            dirs.append((num, Path(str(composed.hydra.sweep.dir)) / str(composed.hydra.sweep.subdir)))
+        except OmegaConfBaseException:
+            pass  # a subdir Hydra resolves only when the job runs: the launcher checks it then
         check_job(composed, label, out_dir)
+    if why := fuse.shared_dir(dirs):
+        app.refuse_message(why)
 
 
 def check_launcher(cfg: DictConfig) -> None:
@@ -237,9 +280,17 @@ class SweepCallback(Callback):
         return {"_lock": None}
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
-        check_job(config, out_dir=Path(str(config.hydra.run.dir)))
+        swept = OmegaConf.select(config, "hydra.sweeper.params")
+        if swept:  # e.g. +experiment=xor_lr_hidden without -m would train one default job
+            app.refuse_message(f"this config sweeps {', '.join(map(str, swept))} (hydra.sweeper.params, "
+                               "set by an experiment): run it as a sweep, with -m")
+        out_dir = Path(str(config.hydra.run.dir))
+        check_output_dir("hydra.run.dir", out_dir)
+        check_job(config, out_dir=out_dir)
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        check_output_dir("hydra.sweep.dir", Path(str(config.hydra.sweep.dir)))
+        keep_recorded_order(config)
         jobs = None
         if is_basic_sweep(config):
             check_launcher(config)

@@ -49,12 +49,15 @@ def task(composed: DictConfig) -> None:
             if not distributed.writes():
                 _log_to_console_only()
             done = results.JobDir(job_dir)
-            if sweeping and distributed.lead_decides(done.is_complete(job.vouches(cfg))):
+            vouches = job.vouches(cfg)
+            if sweeping and distributed.lead_decides(done.is_complete(vouches)):
                 if done.written_by_this_process():  # the fused launcher trained it just now
                     log.info(job.stored_line(job_dir))
                 else:
                     log.info(f"job {job_num} already complete, skipped → {job_dir}")
                 return
+            if sweeping and (why := done.why_recomputed(vouches)):
+                log.info(f"job {job_num} recomputed: {why}")
             app.setup_compile_cache(cfg)
             log.info(job.train(plan.plan(cfg), job_dir, overrides, job_num))
     except ConfigError as err:  # the callback refuses bad values first; this is a backstop
@@ -106,6 +109,8 @@ def cli() -> None:
     schema with Hydra, then runs. Ctrl-C ends with one line and status 130; a job it
     interrupted has no marker, so a rerun recomputes it."""
     cores.configure_xla()
+    if why := app.unknown_key(sys.argv[1:]):
+        app.refuse_message(why)
     app.register()
     try:
         # Hydra writes .hydra/ and its log before the task runs: only process 0 may.

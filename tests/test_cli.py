@@ -53,3 +53,59 @@ def test_bad_input_in_a_sweep_is_refused_before_any_job(tmp_path, override):
     assert proc.returncode != 0 and "Traceback" not in proc.stderr
     assert "Nothing was trained" in proc.stderr
     assert not sweep.exists()
+
+
+# What a new user hit (issue #28): each refused end to end, exit 2, nothing written.
+@pytest.mark.parametrize("args, words", [
+    (["lrr=0.1"], "unknown key 'lrr'"),
+    (["+lrr=0.1"], "'+' cannot add a key"),
+    (["+data.bitz=3"], "unknown key 'data.bitz'"),
+    (["-m", "+lrr=0.1,0.2"], "did you mean lr?"),
+    (["+experiment=xor_lr_hidden"], "run it as a sweep, with -m"),
+])
+def test_unknown_keys_and_a_sweep_without_m_are_refused_before_hydra_writes(tmp_path, args, words):
+    proc = run_cli("jaxbp.train", *args, "num_seeds=2", "epochs=2", cwd=tmp_path)
+    assert proc.returncode == 2 and words in proc.stderr and "Traceback" not in proc.stderr
+    assert list(tmp_path.iterdir()) == [], "no outputs/ or multirun/ dir, no failed.json"
+
+
+def test_an_output_dir_that_is_a_file_is_refused(tmp_path):
+    (tmp_path / "taken").write_text("a file")
+    for key, args in (("hydra.run.dir", []), ("hydra.sweep.dir", ["-m", "lr=0.1,1"])):
+        proc = run_cli("jaxbp.train", *args, f"{key}={tmp_path / 'taken' / 'run'}", "num_seeds=2", "epochs=2",
+                       cwd=tmp_path)
+        assert proc.returncode == 2 and "is a file, not a directory" in proc.stderr, proc.stderr
+        assert "Traceback" not in proc.stderr
+
+
+def test_jobs_that_would_share_a_dir_are_refused_before_the_sweep_writes(tmp_path):
+    sweep_dir = tmp_path / "sw"
+    proc = run_cli("jaxbp.train", "-m", "lr=0.1,1", "num_seeds=2", "epochs=2", f"hydra.sweep.dir={sweep_dir}",
+                   "hydra.sweep.subdir=same", cwd=tmp_path)
+    assert proc.returncode == 2 and "would share the dir" in proc.stderr
+    assert not sweep_dir.exists(), "no jobs.json, multirun.yaml or sweep.json"
+
+
+def test_a_relative_data_path_survives_hydra_job_chdir(tmp_path):
+    pd.DataFrame({"a": [0, 0, 1, 1], "b": [0, 1, 0, 1], "y": [0, 1, 1, 0]}).to_csv(tmp_path / "xor.csv", index=False)
+    proc = run_cli("jaxbp.train", "-m", "lr=0.5,1", "data=file", "data.path=xor.csv", "num_seeds=4", "epochs=20",
+                   "hydra.job.chdir=true", f"hydra.sweep.dir={tmp_path / 'sw'}", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert (pd.read_csv(tmp_path / "sw" / "sweep.csv")["status"] == "ok").all()
+
+
+def test_the_same_sweep_in_another_order_resumes_and_says_why_a_job_is_recomputed(tmp_path):
+    sweep_dir = tmp_path / "sw"
+    first = run_cli("jaxbp.train", "-m", "lr=0.5,1", "hidden=2,3", "num_seeds=4", "epochs=20",
+                    f"hydra.sweep.dir={sweep_dir}", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    before = pd.read_csv(sweep_dir / "sweep.csv")
+    (sweep_dir / "2" / "seeds.csv").write_text("seed\n0\n")  # a damaged job
+    again = run_cli("jaxbp.train", "-m", "hidden=2,3", "lr=0.5,1", "num_seeds=4", "epochs=20",
+                    f"hydra.sweep.dir={sweep_dir}", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    out = again.stdout + again.stderr
+    assert "job 2 recomputed: seeds.csv changed since it was written" in out
+    assert out.count("already complete, skipped") == 3
+    pd.testing.assert_frame_equal(pd.read_csv(sweep_dir / "sweep.csv").drop(columns=["wall_s", "compile_s"]),
+                                  before.drop(columns=["wall_s", "compile_s"]))

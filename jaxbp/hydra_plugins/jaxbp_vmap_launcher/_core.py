@@ -97,8 +97,11 @@ def _pending(configs: dict) -> list:
         job_dir = _job_dir(sweep_config)
         try:
             cfg = app.to_run_config(sweep_config)
-            if results.JobDir(job_dir).is_complete(plan.vouches(cfg)):
+            done, vouches = results.JobDir(job_dir), plan.vouches(cfg)
+            if done.is_complete(vouches):
                 continue
+            if why := done.why_recomputed(vouches):
+                log.info(f"job {num} recomputed: {why}")
             pending.append(fuse.Job(num, job_dir, overrides, plan.plan(cfg)))
         except (ConfigError, OSError) as err:
             log.info(f"job {num} left to its task: {err}")  # which records the failure
