@@ -555,8 +555,9 @@ save_and_show(fig, "6_moons_regularisation")
 #   **plateau** whose infimum lies at infinite weights. Sigmoids saturate, so the gradient
 #   shrinks like $e^{-|z|}$ as the weights grow, and the network **drifts** for ever.
 #
-# Hamey (1998) and Sprinkhuizen-Kuyper & Boers (1996) proved that the 2-2-1 XOR surface has
-# no strict local minima at finite weights: stuck networks should be saddles or drifting.
+# Hamey (1998) showed that no finite stationary point of the 2-2-1 XOR surface is a relative
+# minimum, and Sprinkhuizen-Kuyper & Boers that from every finite point a strictly decreasing
+# path leads to zero error: stuck networks should be saddles or drifting.
 # `diagnose.diagnose(run)` checks this for every seed of the job from section 5, in float64:
 # $g$ and $H$ by autodiff (`jax.hessian`, vmapped over seeds), the spectrum by
 # `jnp.linalg.eigvalsh`, and a **continuation** that trains every unsolved seed on from

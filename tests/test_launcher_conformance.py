@@ -7,7 +7,15 @@ subprocess that never imports jaxbp: Hydra's plugin scan must find the launcher 
 """
 
 from hydra.test_utils.launcher_common_tests import IntegrationTestSuite, LauncherTestSuite
-from pytest import mark
+from hydra.version import _UNSPECIFIED_, VersionBase
+from pytest import fixture, mark
+
+
+@fixture(autouse=True)
+def fresh_version_base(monkeypatch):
+    """The suites assume a fresh process's Hydra version base (unset: 1.1's defaults, such as
+    a job running in its own dir); other tests in the same pytest worker set 1.3's."""
+    monkeypatch.setattr(VersionBase.instance(), "version_base", _UNSPECIFIED_)
 
 
 @mark.parametrize("launcher_name, overrides", [("vmap", [])])

@@ -125,7 +125,7 @@ def test_search_space_typo_is_refused_before_anything_trains(tmp_path):
     proc = run_cli("jaxbp.train", "-m", "hydra/sweeper=jaxbp_optuna", "lrr=interval(0,1)",
                    f"hydra.sweep.dir={tmp_path / 's'}", cwd=tmp_path)
     assert proc.returncode == 2
-    assert "Could not override 'lrr'" in proc.stderr and "Traceback" not in proc.stderr
+    assert "unknown key 'lrr'" in proc.stderr and "Traceback" not in proc.stderr
     assert not (tmp_path / "s").exists()
 
 
