@@ -4,7 +4,8 @@ Every command runs as a fresh process, as a user types it, with its own compile 
 (``JAXBP_COMPILE_CACHE``): *cold* is the first run into an empty dir, *warm* the same
 command again with that dir. The floor is what any Python tool built on these libraries
 pays, ``python -c "import jax, hydra, pandas; jax.numpy.zeros(1)"``, measured in the same
-run. Each figure is the median of ``repeats`` runs.
+run just before each cold/warm pair; each multiple divides by that adjacent floor. Each
+figure is the median of ``repeats`` runs.
 
 Then one more cold and warm run of each training command runs under :mod:`jaxbp.phases`,
 which says where its seconds went (imports, composition, compile, statistics, training;
@@ -60,21 +61,22 @@ def _argv(name: str, out_dir: Path, prefix: list[str] = TRAIN) -> list[str]:
     return [*prefix, *args, *([f"{dir_key}={out_dir}"] if dir_key else [])]
 
 
-def measure(repeats: int, tmp: Path) -> tuple[float, dict[str, tuple[float, float]]]:
-    """The floor's median seconds, and each command's median (cold, warm) seconds."""
-    env = child_env()
-    floor = statistics.median(timed_run([sys.executable, "-c", FLOOR], env, str(tmp))
-                              for _ in range(max(3, repeats)))
-    times: dict[str, tuple[float, float]] = {}
+def measure(repeats: int, tmp: Path) -> tuple[float, dict[str, tuple[float, float, float, float]]]:
+    """The floor's median seconds, and per command the median cold and warm seconds and the
+    median ratios to the floor. A floor run precedes each cold/warm pair, and each ratio
+    divides by that adjacent floor, so a machine whose load drifts skews the ratios less."""
+    floors, times = [], {}
     for index, name in enumerate(COMMANDS):
-        cold, warm = [], []
+        cold, warm, cold_x, warm_x = [], [], [], []
         for rep in range(repeats):
-            cache = tmp / f"cache-{index}-{rep}"
-            env = child_env(str(cache))
+            floors.append(timed_run([sys.executable, "-c", FLOOR], child_env(), str(tmp)))
+            env = child_env(str(tmp / f"cache-{index}-{rep}"))  # empty: the cold run fills it
             cold.append(timed_run(_argv(name, tmp / f"out-{index}-{rep}-cold"), env, str(tmp)))
             warm.append(timed_run(_argv(name, tmp / f"out-{index}-{rep}-warm"), env, str(tmp)))
-        times[name] = (statistics.median(cold), statistics.median(warm))
-    return floor, times
+            cold_x.append(cold[-1] / floors[-1])
+            warm_x.append(warm[-1] / floors[-1])
+        times[name] = tuple(statistics.median(v) for v in (cold, warm, cold_x, warm_x))
+    return statistics.median(floors), times
 
 
 def phase_run(name: str, tmp: Path, cache: Path, label: str) -> dict:
@@ -100,11 +102,11 @@ def phase_table(tmp: Path) -> list[dict]:
     return rows
 
 
-def format_times(floor: float, times: dict[str, tuple[float, float]]) -> str:
-    lines = [f"import floor `python -c \"{FLOOR}\"`: {floor:.2f} s", "",
+def format_times(floor: float, times: dict[str, tuple[float, float, float, float]]) -> str:
+    lines = [f"import floor `python -c \"{FLOOR}\"`: {floor:.2f} s (median)", "",
              "| command | cold s | cold × floor | warm s | warm × floor |", "|---|---|---|---|---|"]
-    for name, (cold, warm) in times.items():
-        lines.append(f"| {name} | {cold:.2f} | {cold / floor:.2f}× | {warm:.2f} | {warm / floor:.2f}× |")
+    for name, (cold, warm, cold_x, warm_x) in times.items():
+        lines.append(f"| {name} | {cold:.2f} | {cold_x:.2f}× | {warm:.2f} | {warm_x:.2f}× |")
     return "\n".join(lines)
 
 
@@ -123,7 +125,7 @@ def main(repeats: int = 3) -> int:
     """Prints both tables (Markdown, ready for PERF.md)."""
     with tempfile.TemporaryDirectory(prefix="jaxbp-latency-") as tmp:
         floor, times = measure(repeats, Path(tmp))
-        print(f"Each command a fresh process; median of {repeats} (floor: of {max(3, repeats)}).\n")
+        print(f"Each command a fresh process; medians of {repeats}, each × the floor run just before it.\n")
         print(format_times(floor, times), flush=True)
         print("\nwhere the seconds go (one run each, under jaxbp.phases; s):\n")
         print(format_phases(phase_table(Path(tmp))))
