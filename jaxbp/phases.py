@@ -35,10 +35,11 @@ _TOTALS: dict[str, float] = {}
 _COUNTS: dict[str, int] = {}
 _STACK: list[str] = []
 _LAST = [0.0]  # when the current innermost phase last started being charged
+_clock = time.perf_counter
 
 
 def _switch() -> None:
-    now = time.perf_counter()
+    now = _clock()
     if _STACK:
         _TOTALS[_STACK[-1]] = _TOTALS.get(_STACK[-1], 0.0) + now - _LAST[0]
     _LAST[0] = now
