@@ -50,7 +50,8 @@ def _bootstrap(data, statistic, resamples: int, level: float, seed: int, **optio
 
 # The figures of summary.json and sweep.csv are computed with NumPy alone, by the formulas
 # scipy.stats uses, operation for operation, so the values are scipy's to the bit
-# (tests/test_stats.py checks) while a job or a sweep never pays scipy.stats' import.
+# (tests/test_stats_scipy_parity.py checks) while writing a job never pays scipy.stats'
+# import (most of a second). Reports and comparisons still call scipy.stats itself.
 _NORMAL_QUANTILES = {0.95: 1.959963984540054}  # scipy.special.ndtri(0.975)
 
 
@@ -88,6 +89,7 @@ def _paired_bootstrap(data, statistic, resamples: int, level: float, seed: int) 
     alpha = np.float64((1 - level) / 2)
     low, high = _quantile_linear(np.concatenate(estimates, axis=-1), np.stack([alpha, 1 - alpha]))
     return low, high
+
 
 SUMMARY_COLUMNS = [
     "num_seeds", "success_rate", "success_ci_low", "success_ci_high",
