@@ -1,8 +1,8 @@
 """JAX's persistent compilation cache serves jaxbp's programs: a rerun compiles nothing."""
 
 import pytest
-from cli import run_cli
 
+from cli import run_cli
 from jaxbp import compile_cache
 from jaxbp.checks import ConfigError
 

@@ -4,6 +4,7 @@ import subprocess
 import sys
 
 import pytest
+
 from cli import cli_env
 
 # Runs the entry point as `python -m jaxbp.train ARGS` would, then reports at exit (after

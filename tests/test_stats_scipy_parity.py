@@ -71,7 +71,7 @@ def test_the_restart_bootstrap_is_scipys_to_the_bit():
             continue  # epochs_with_restarts draws no resamples there
         with np.errstate(all="ignore"):
             ours = stats._paired_bootstrap((np.nan_to_num(reached), solved.astype(float)),
-                                           lambda r, s, axis=-1: stats._restart_cost(r, s, end, axis),
+                                           lambda r, s, axis=-1, end=end: stats._restart_cost(r, s, end, axis),
                                            2000, 0.95, 0)
         np.testing.assert_array_equal(np.array(ours), np.array(_scipy_restarts(reached, solved, end)))
 
