@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -35,6 +36,7 @@ COMMANDS = {
     "sweep -m lr hidden (9 jobs)": (["-m", "lr=0.01,0.1,1.0", "hidden=2,3,8"], "hydra.sweep.dir"),
 }
 PHASES = ["imports", "composition", "compile", "statistics", "training"]
+CPU_SECONDS: list[float] = []  # each timed process's user + system seconds, in order
 
 
 def child_env(cache_dir: str | None = None) -> dict[str, str]:
@@ -50,10 +52,15 @@ def child_env(cache_dir: str | None = None) -> dict[str, str]:
 
 
 def timed_run(argv: list[str], env: dict[str, str], cwd: str) -> float:
-    """Wall seconds of one fresh process (its exit status is not checked: a refusal exits 2)."""
+    """Wall seconds of one fresh process (its exit status is not checked: a refusal exits
+    2); its CPU seconds (user + system) are added to :data:`CPU_SECONDS`."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     subprocess.run(argv, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=900)
-    return time.perf_counter() - start
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    CPU_SECONDS.append(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
+    return wall
 
 
 def _argv(name: str, out_dir: Path, prefix: list[str] = TRAIN) -> list[str]:
@@ -61,22 +68,25 @@ def _argv(name: str, out_dir: Path, prefix: list[str] = TRAIN) -> list[str]:
     return [*prefix, *args, *([f"{dir_key}={out_dir}"] if dir_key else [])]
 
 
-def measure(repeats: int, tmp: Path) -> tuple[float, dict[str, tuple[float, float, float, float]]]:
-    """The floor's median seconds, and per command the median cold and warm seconds and the
-    median ratios to the floor. A floor run precedes each cold/warm pair, and each ratio
-    divides by that adjacent floor, so a machine whose load drifts skews the ratios less."""
-    floors, times = [], {}
+def measure(repeats: int, tmp: Path) -> tuple[tuple[float, float], dict[str, tuple[float, ...]]]:
+    """The floor's median wall and CPU seconds, and per command the medians of: cold and warm seconds,
+    their ratios to the floor, and cold and warm CPU seconds. A floor run precedes each
+    cold/warm pair and each ratio divides by that adjacent floor, so a machine whose load
+    drifts skews the ratios less; CPU seconds (user + system, all threads) are what the
+    process itself did, which another process's load changes far less than wall time."""
+    floors, floor_cpu, times = [], [], {}
     for index, name in enumerate(COMMANDS):
-        cold, warm, cold_x, warm_x = [], [], [], []
+        runs = []  # (cold, warm, cold / floor, warm / floor, cold cpu, warm cpu)
         for rep in range(repeats):
-            floors.append(timed_run([sys.executable, "-c", FLOOR], child_env(), str(tmp)))
+            floor = timed_run([sys.executable, "-c", FLOOR], child_env(), str(tmp))
+            floors.append(floor)
+            floor_cpu.append(CPU_SECONDS[-1])
             env = child_env(str(tmp / f"cache-{index}-{rep}"))  # empty: the cold run fills it
-            cold.append(timed_run(_argv(name, tmp / f"out-{index}-{rep}-cold"), env, str(tmp)))
-            warm.append(timed_run(_argv(name, tmp / f"out-{index}-{rep}-warm"), env, str(tmp)))
-            cold_x.append(cold[-1] / floors[-1])
-            warm_x.append(warm[-1] / floors[-1])
-        times[name] = tuple(statistics.median(v) for v in (cold, warm, cold_x, warm_x))
-    return statistics.median(floors), times
+            cold = timed_run(_argv(name, tmp / f"out-{index}-{rep}-cold"), env, str(tmp))
+            warm = timed_run(_argv(name, tmp / f"out-{index}-{rep}-warm"), env, str(tmp))
+            runs.append((cold, warm, cold / floor, warm / floor, *CPU_SECONDS[-2:]))
+        times[name] = tuple(statistics.median(column) for column in zip(*runs))
+    return (statistics.median(floors), statistics.median(floor_cpu)), times
 
 
 def phase_run(name: str, tmp: Path, cache: Path, label: str) -> dict:
@@ -97,25 +107,27 @@ def phase_table(tmp: Path) -> list[dict]:
         for state in ("cold", "warm"):
             run = phase_run(name, tmp, cache, f"{index}-{state}")
             phases = {p: run["phases"].get(p, 0.0) for p in PHASES}
-            rows.append({"command": name, "cache": state, "wall": run["wall"], **phases,
+            rows.append({"command": name, "cache": state, "wall": run["wall"], "cpu": CPU_SECONDS[-1], **phases,
                          "rest": run["wall"] - sum(phases.values()), **run["counts"]})
     return rows
 
 
-def format_times(floor: float, times: dict[str, tuple[float, float, float, float]]) -> str:
-    lines = [f"import floor `python -c \"{FLOOR}\"`: {floor:.2f} s (median)", "",
-             "| command | cold s | cold × floor | warm s | warm × floor |", "|---|---|---|---|---|"]
-    for name, (cold, warm, cold_x, warm_x) in times.items():
-        lines.append(f"| {name} | {cold:.2f} | {cold_x:.2f}× | {warm:.2f} | {warm_x:.2f}× |")
+def format_times(floor: tuple[float, float], times: dict[str, tuple[float, ...]]) -> str:
+    lines = [f"import floor `python -c \"{FLOOR}\"`: {floor[0]:.2f} s, {floor[1]:.2f} CPU s (medians)", "",
+             "| command | cold s | cold × floor | warm s | warm × floor | cold CPU s | warm CPU s |",
+             "|---|---|---|---|---|---|---|"]
+    for name, (cold, warm, cold_x, warm_x, cold_cpu, warm_cpu) in times.items():
+        lines.append(f"| {name} | {cold:.2f} | {cold_x:.2f}× | {warm:.2f} | {warm_x:.2f}× "
+                     f"| {cold_cpu:.2f} | {warm_cpu:.2f} |")
     return "\n".join(lines)
 
 
 def format_phases(rows: list[dict]) -> str:
     counts = ["compositions", "backend_compiles", "cache_hits"]
-    head = ["command", "cache", "wall", *PHASES, "rest", *counts]
+    head = ["command", "cache", "wall", "cpu", *PHASES, "rest", *counts]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for row in rows:
-        cells = [row["command"], row["cache"], *(f"{row[k]:.2f}" for k in ["wall", *PHASES, "rest"]),
+        cells = [row["command"], row["cache"], *(f"{row[k]:.2f}" for k in ["wall", "cpu", *PHASES, "rest"]),
                  *(str(row.get(k, 0)) for k in counts)]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)

@@ -41,8 +41,8 @@ def test_a_phase_is_closed_when_its_function_raises(fresh_timers):
 
 
 def test_the_table_gives_each_time_as_a_multiple_of_the_floor():
-    table = latency.format_times(2.0, {"--help": (3.0, 2.5, 1.5, 1.25)})
-    assert "| --help | 3.00 | 1.50× | 2.50 | 1.25× |" in table
+    table = latency.format_times((2.0, 1.5), {"--help": (3.0, 2.5, 1.5, 1.25, 2.0, 1.0)})
+    assert "| --help | 3.00 | 1.50× | 2.50 | 1.25× | 2.00 | 1.00 |" in table
 
 
 def test_help_under_the_timers_composes_once_and_compiles_nothing(tmp_path):
