@@ -10,7 +10,8 @@
   success rates, Fisher's exact test, the log-rank test, and Holm's step-down correction.
 
 Used by job summaries (so ``sweep.csv``), the report and ``jaxbp.compare``, so all agree.
-No JAX here.
+A job's summary figures (Wilson, Kaplan–Meier, the restart bootstrap) run scipy's formulas
+in NumPy, to the bit, so writing a job never imports ``scipy.stats``. No JAX here.
 """
 
 from __future__ import annotations
