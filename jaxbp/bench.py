@@ -314,7 +314,15 @@ def main(argv=None) -> int:
                              "(fresh processes; --seeds and --epochs default to 1000 and 5000 here)")
     parser.add_argument("--launchers", action="store_true",
                         help="also time a 10-lr sweep under the basic and the vmap launcher")
+    parser.add_argument("--latency", action="store_true",
+                        help="time --help, a refusal, a run and two sweeps as fresh processes, cold and warm "
+                             "compile cache, against the import floor (jaxbp.latency)")
+    parser.add_argument("--repeats", type=int, default=3, help="--latency: runs per figure (the median)")
     args = parser.parse_args(argv)
+    if args.latency:
+        from jaxbp import latency
+
+        return latency.main(max(1, args.repeats))
     if min(args.seeds, args.epochs, args.hidden) < 1:
         parser.error("--seeds, --epochs and --hidden must be >= 1")
     if args.quick:

@@ -27,6 +27,7 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 from jaxbp import backprop, model
@@ -287,9 +288,11 @@ def make_program(cfg: RunConfig, dataset: Dataset | None = None, masked: bool = 
     dataset = dataset if dataset is not None else load_dataset(cfg)
     check_fits(cfg, dataset)
     dtype = _float_dtype(cfg)
-    x, y = jnp.asarray(dataset.x_train, dtype), jnp.asarray(dataset.y_train, dtype)
-    setup = Setup(cfg, cfg.spec(x.shape[1], y.shape[1]), dtype, cfg.optim.transform(), x, y,
-                  jnp.asarray(dataset.x_test, dtype), jnp.asarray(dataset.y_test, dtype),
+    # Cast on the host (IEEE round-to-nearest, as XLA's convert): jnp.asarray(a, dtype)
+    # compiles a small conversion program per array.
+    x, y, x_test, y_test = (jax.device_put(np.asarray(a, dtype)) for a in (
+        dataset.x_train, dataset.y_train, dataset.x_test, dataset.y_test))
+    setup = Setup(cfg, cfg.spec(x.shape[1], y.shape[1]), dtype, cfg.optim.transform(), x, y, x_test, y_test,
                   dataset.has_test, dataset.classes, masked and cfg.depth > 0)
     return Program(setup.spec, dataset, functools.partial(_init, setup),
                    functools.partial(_step, setup), functools.partial(_finalize, setup))

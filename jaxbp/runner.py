@@ -21,7 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from jaxbp import config, distributed, engine, memory, pallas_train
+from jaxbp import compile_cache, config, distributed, engine, memory, pallas_train
 from jaxbp.config import RunConfig
 
 TARGET_CHUNKS = 20  # progress updates per job; each chunk is one call of the same program
@@ -79,6 +79,12 @@ def program_for(cfg: RunConfig) -> engine.Program:
     """The (cached) program for ``cfg``; building it loads and checks the data."""
     with precision(cfg):
         return _programs(cfg).program
+
+
+def _on_device(value, dtype=None) -> jax.Array:
+    """A host value on the default device, uncommitted, without compiling anything
+    (``jnp.asarray`` and ``jnp.int32`` compile a small program per shape and dtype)."""
+    return jax.device_put(np.asarray(value, dtype))
 
 
 def _constrain(states, sharding):
@@ -179,7 +185,7 @@ def _place_members(cfg: RunConfig, seeds: np.ndarray, hyper: dict, params, size:
         a = np.asarray(a, dtype)
         return np.concatenate([a, np.repeat(a[-1:], padding, axis=0)]) if padding else a
 
-    place = (lambda a: _sharded(a, sharding)) if sharding else jnp.asarray
+    place = (lambda a: _sharded(a, sharding)) if sharding else _on_device
     members = [place(pad(seeds, np.uint32)),
                {k: place(pad(v, jnp.dtype(cfg.dtype))) for k, v in hyper.items()}]
     if params is not None:
@@ -203,7 +209,7 @@ def _train(cfg: RunConfig, programs: _Programs, members, curve_idx, sharding, ba
     """
     total_blocks = cfg.blocks
     blocks_per_call = math.ceil(total_blocks / TARGET_CHUNKS)
-    epochs = jnp.int32(cfg.epochs)
+    epochs = _on_device(cfg.epochs, np.int32)
     init, compile_s = _compiled(_init_fn(programs, sharding, len(members) == 3), *members)
     states = init(*members)
     if kernel == "pallas":
@@ -211,13 +217,13 @@ def _train(cfg: RunConfig, programs: _Programs, members, curve_idx, sharding, ba
         step = pallas_train.chunk_fn(cfg, programs, members[1], blocks_per_call)
     else:
         carry, step = states, _chunk_fn(programs, blocks_per_call, cfg.sample_every, sharding)
-    chunk, seconds = _compiled(step, carry, jnp.int32(0), epochs, curve_idx)
+    chunk, seconds = _compiled(step, carry, _on_device(0, np.int32), epochs, curve_idx)
     finalize, more_seconds = _compiled(programs.finalize, states, epochs)
     compile_s += seconds + more_seconds
 
     curves = []
     for first_block in range(0, total_blocks, blocks_per_call):
-        carry, curve = chunk(carry, jnp.int32(first_block), epochs, curve_idx)
+        carry, curve = chunk(carry, _on_device(first_block, np.int32), epochs, curve_idx)
         curves.append(curve)
         if not bar.disable:  # waiting here is what lets the bar move
             jax.block_until_ready(curve)
@@ -225,8 +231,9 @@ def _train(cfg: RunConfig, programs: _Programs, members, curve_idx, sharding, ba
             bar.update(done_epochs + reached - bar.n)
     states = pallas_train.finish(programs.program.spec, states, carry) if kernel == "pallas" else carry
     params, metrics = finalize(states, epochs)
-    curves = jnp.concatenate(curves, axis=0)[:total_blocks]
-    return (*distributed.to_host((params, metrics, curves)), compile_s)
+    params, metrics, curves = distributed.to_host((params, metrics, curves))
+    # Joined on the host: a device concatenate is one more program per chunk count.
+    return params, metrics, np.concatenate([np.asarray(c) for c in curves], axis=0)[:total_blocks], compile_s
 
 
 def chunk_size(cfg: RunConfig, n_members: int) -> int:
@@ -267,6 +274,7 @@ def run(cfg: RunConfig, seeds=None, lrs=None, curve_members=None, progress: bool
             like ``model.init``'s), used instead of drawing them from the seeds.
     """
     started = time.perf_counter()
+    compile_cache.configure(cfg.compile_cache)  # before anything compiles (jaxbp.compile_cache)
     seeds, table = member_table(cfg, seeds, hyper, lrs)
     n = len(seeds)
     if curve_members is None:
@@ -297,7 +305,7 @@ def run(cfg: RunConfig, seeds=None, lrs=None, curve_members=None, progress: bool
                 given = None if init_params is None else jax.tree.map(lambda a, p=part: a[p], init_params)
                 members = _place_members(cfg, seeds[part], {k: v[part] for k, v in table.items()}, given,
                                          size, n_devices, sharding)
-                params, metrics, curves, seconds = _train(cfg, programs, members, jnp.asarray(picks), sharding,
+                params, metrics, curves, seconds = _train(cfg, programs, members, _on_device(picks), sharding,
                                                           bar, index * cfg.epochs, kernel)
                 compile_s += seconds
                 host.add(part, params, metrics, np.asarray(curves)[:, : len(local)].T, local)

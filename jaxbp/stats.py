@@ -10,7 +10,8 @@
   success rates, Fisher's exact test, the log-rank test, and Holm's step-down correction.
 
 Used by job summaries (so ``sweep.csv``), the report and ``jaxbp.compare``, so all agree.
-No JAX here.
+A job's summary figures (Wilson, Kaplan–Meier, the restart bootstrap) run scipy's formulas
+in NumPy, to the bit, so writing a job never imports ``scipy.stats``. No JAX here.
 """
 
 from __future__ import annotations
@@ -47,6 +48,50 @@ def _bootstrap(data, statistic, resamples: int, level: float, seed: int, **optio
                          method="percentile", batch=max(1, RESAMPLED_VALUES // len(data[0])),
                          **options, **{rng: np.random.default_rng(seed)})
 
+
+# The figures of summary.json and sweep.csv are computed with NumPy alone, by the formulas
+# scipy.stats uses, operation for operation, so the values are scipy's to the bit
+# (tests/test_stats_scipy_parity.py checks) while writing a job never pays scipy.stats'
+# import (most of a second). Reports and comparisons still call scipy.stats itself.
+_NORMAL_QUANTILES = {0.95: 1.959963984540054}  # scipy.special.ndtri(0.975)
+
+
+def _z(level: float) -> float:
+    """The standard normal quantile at ``1/2 + level/2``."""
+    if level in _NORMAL_QUANTILES:
+        return np.float64(_NORMAL_QUANTILES[level])
+    from scipy.special import ndtri
+
+    return ndtri(0.5 + 0.5 * level)
+
+
+def _quantile_linear(values: np.ndarray, probabilities: np.ndarray) -> np.ndarray:
+    """scipy.stats.quantile(method="linear") of 1-D ``values`` (Hyndman & Fan's type 7):
+    ``(1 − g)·y[j] + g·y[j+1]`` at ``p·n + 1 − p = j + 1 + g`` on the sorted values."""
+    y, n = np.sort(values), np.float64(len(values))
+    rank = probabilities * n + (1 - probabilities)
+    upper = rank // 1
+    lower = upper - 1
+    g = np.where(lower < 0, 0.0, rank % 1)
+    lower, upper = np.clip(lower, 0, n - 1).astype(np.int64), np.clip(upper, 0, n - 1).astype(np.int64)
+    with np.errstate(invalid="ignore"):  # 0·inf where a quantile sits on an infinite value
+        return (1 - g) * y[lower] + g * y[upper]
+
+
+def _paired_bootstrap(data, statistic, resamples: int, level: float, seed: int) -> tuple[float, float]:
+    """scipy.stats.bootstrap(data, statistic, paired=True, vectorized=True,
+    method="percentile", batch=…) with the same draws, batches and percentile rule."""
+    rng, n = np.random.default_rng(seed), len(data[0])
+    batch = max(1, RESAMPLED_VALUES // n)
+    estimates = []
+    for start in range(0, resamples, batch):
+        rows = rng.integers(0, n, size=(min(batch, resamples - start), n), dtype="int64")
+        estimates.append(statistic(*(sample[rows] for sample in data), axis=-1))
+    alpha = np.float64((1 - level) / 2)
+    low, high = _quantile_linear(np.concatenate(estimates, axis=-1), np.stack([alpha, 1 - alpha]))
+    return low, high
+
+
 SUMMARY_COLUMNS = [
     "num_seeds", "success_rate", "success_ci_low", "success_ci_high",
     "final_loss_mean", "final_loss_median", "final_loss_std",
@@ -71,8 +116,14 @@ def wilson(successes: int, trials: int, level: float = LEVEL) -> tuple[float, fl
     interval it stays inside [0, 1] and is exact at 0% and 100%. ``(nan, nan)`` for no trials."""
     if trials <= 0:
         return math.nan, math.nan
-    ci = _scipy_stats().binomtest(int(successes), int(trials)).proportion_ci(level, method="wilson")
-    return float(ci.low), float(ci.high)
+    k, n = int(successes), int(trials)
+    # As scipy's binomtest(k, n).proportion_ci(level, method="wilson") (Newcombe 1998):
+    # (2np + z² ± z·√(4npq + z²)) / 2(n + z²).
+    p, z = k / n, _z(level)
+    denom = 2 * (n + z**2)
+    center = (2 * n * p + z**2) / denom
+    delta = z / denom * math.sqrt(4 * n * p * (1 - p) + z**2)
+    return (0.0 if k == 0 else float(center - delta)), (1.0 if k == n else float(center + delta))
 
 
 def bootstrap_ci(values, statistic=np.median, resamples: int = 2000, level: float = LEVEL,
@@ -141,20 +192,46 @@ def kaplan_meier(frame: pd.DataFrame, epochs: int | None = None, level: float = 
     if len(frame) == 0:
         one = np.ones(2)
         return Survival(np.array([0.0, end]), one, one, one, 0)
-    sf = _scipy_stats().ecdf(time_to_target(frame, epochs)).sf
-    with warnings.catch_warnings(), np.errstate(all="ignore"):
-        # Undefined where S is 1 (no seed there yet) or 0 (all there): filled in below.
-        warnings.simplefilter("ignore", RuntimeWarning)
-        band = sf.confidence_interval(level, method="log-log")
-    t, s = sf.quantiles, sf.probabilities
-    low = np.where(np.isnan(band.low.probabilities), np.where(s >= 1, 1.0, 0.0), band.low.probabilities)
+    reached = reached_epochs(frame)
+    t, s, band_low, band_high = _km_with_band(reached[np.isfinite(reached)], int((~np.isfinite(reached)).sum()),
+                                              end, level)
+    low = np.where(np.isnan(band_low), np.where(s >= 1, 1.0, 0.0), band_low)
     # Past the last seed's arrival S = 0 says nothing new: keep the last upper bound there.
-    high = pd.Series(np.where(s >= 1, 1.0, band.high.probabilities)).ffill().fillna(1.0).to_numpy()
+    high = pd.Series(np.where(s >= 1, 1.0, band_high)).ffill().fillna(1.0).to_numpy()
     if t[0] > 0:
         t, s, low, high = (np.r_[0.0, t], np.r_[1.0, s], np.r_[1.0, low], np.r_[1.0, high])
     if t[-1] < end:
         t, s, low, high = np.r_[t, end], np.r_[s, s[-1]], np.r_[low, low[-1]], np.r_[high, high[-1]]
     return Survival(t, s, low, high, len(frame))
+
+
+def _km_with_band(arrived: np.ndarray, censored: int, end: float, level: float):
+    """As scipy's ``ecdf(CensoredData(arrived, right=[end] * censored)).sf`` and its
+    ``confidence_interval(level, method="log-log")``: the times ``t``, ``S(t)`` and the
+    band (NaN where it is undefined), by scipy's formulas, operation for operation.
+
+    ``S(t) = Π (n_i − d_i)/n_i`` over arrival times ``t_i ≤ t`` (``n_i`` at risk, ``d_i``
+    arriving); band ``S^exp(±z·se)`` with ``se² = Σ d/(n(n−d)) / log² S`` (Greenwood).
+    """
+    if censored == 0:  # scipy's uncensored branch: S = 1 − (arrived by t)/n
+        t, counts = np.unique(np.sort(arrived), return_counts=True)
+        events = np.cumsum(counts)
+        survival = 1 - events / arrived.size
+        at_risk, arrivals = np.concatenate(([arrived.size], arrived.size - events[:-1])), counts
+    else:
+        times = np.concatenate((arrived, np.full(censored, end)))
+        order = np.argsort(times)
+        times, died = times[order], np.asarray([1] * arrived.size + [0] * censored)[order]
+        unique = np.diff(times, prepend=-np.inf, append=np.inf) > 0
+        t, at_risk = times[unique[:-1]], np.arange(times.size, 0, -1)[unique[:-1]]
+        arrivals = np.diff(np.cumsum(died)[unique[1:]], prepend=0)
+        survival = np.cumprod((at_risk - arrivals) / at_risk)
+    with np.errstate(divide="ignore", invalid="ignore"):  # undefined where S is 0 or 1
+        se = np.sqrt(1 / np.log(survival) ** 2 * np.cumsum(arrivals / (at_risk * (at_risk - arrivals))))
+        log_log = np.log(-np.log(survival))
+        z_se = _z(level) * se
+        low, high = np.exp(-np.exp(log_log + z_se)), np.exp(-np.exp(log_log - z_se))
+    return t, survival, np.clip(low, 0, 1), np.clip(high, 0, 1)
 
 
 def _first_at_half(epochs: np.ndarray, survival: np.ndarray) -> float | None:
@@ -194,10 +271,9 @@ def epochs_with_restarts(frame: pd.DataFrame, epochs: int | None = None, resampl
         return estimate, None, None
     with warnings.catch_warnings(), np.errstate(all="ignore"):
         warnings.simplefilter("ignore", RuntimeWarning)  # resamples with no solved seed are inf
-        result = _bootstrap((np.nan_to_num(reached), solved.astype(float)),
-                            lambda r, s, axis=-1: _restart_cost(r, s, end, axis), resamples, level, seed,
-                            paired=True, vectorized=True)
-    return estimate, _defined(result.confidence_interval.low), _defined(result.confidence_interval.high)
+        low, high = _paired_bootstrap((np.nan_to_num(reached), solved.astype(float)),
+                                      lambda r, s, axis=-1: _restart_cost(r, s, end, axis), resamples, level, seed)
+    return estimate, _defined(low), _defined(high)
 
 
 # ---------------------------------------------------------------- one job's figures
