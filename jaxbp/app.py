@@ -178,23 +178,12 @@ def refuse_message(message: str) -> None:
 
 
 def setup_compile_cache(cfg: config.RunConfig) -> None:
-    """Turns on JAX's persistent compilation cache if ``compile_cache`` names a dir.
+    """Turns on JAX's persistent compilation cache if ``compile_cache`` names a dir
+    (:func:`jaxbp.compile_cache.configure`; the runner calls it too, before any compile).
 
     Raises:
         ConfigError: the path exists but is not a directory, or cannot be created.
     """
-    import os
+    from jaxbp import compile_cache
 
-    if not cfg.compile_cache:
-        return
-    import jax
-
-    cache_dir = os.path.expanduser(cfg.compile_cache)
-    try:
-        os.makedirs(cache_dir, exist_ok=True)
-    except OSError as err:
-        raise ConfigError("compile_cache", cfg.compile_cache,
-                          f"a directory jaxbp can create and write, or null ({err.strerror})") from None
-    jax.config.update("jax_compilation_cache_dir", cache_dir)
-    # Our programs compile in about a second; cache them all, not only slow ones.
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    compile_cache.configure(cfg.compile_cache)

@@ -81,8 +81,9 @@ def _promise(cfg: config.RunConfig, data_sha256: str | None) -> dict[str, Any]:
 
 # --- the data, read once --------------------------------------------------------------
 
-class _Bounded(collections.OrderedDict):
-    """A least-recently-used dict of at most ``size`` entries."""
+class Bounded(collections.OrderedDict):
+    """A least-recently-used dict of at most ``size`` entries (the process's caches: a
+    long-lived process, a notebook or a long sweep, never grows without end)."""
 
     def __init__(self, size: int):
         super().__init__()
@@ -98,8 +99,8 @@ class _Bounded(collections.OrderedDict):
         return value
 
 
-_DATASETS = _Bounded(CACHED_DATASETS)
-_HASHES = _Bounded(CACHED_HASHES)
+_DATASETS = Bounded(CACHED_DATASETS)
+_HASHES = Bounded(CACHED_HASHES)
 
 
 def _file_identity(option: datasets.DataOption) -> tuple | None:

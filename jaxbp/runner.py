@@ -23,6 +23,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from jaxbp import compile_cache, config, distributed, engine, memory, pallas_train
 from jaxbp.config import RunConfig
+from jaxbp.plan import Bounded
 
 TARGET_CHUNKS = 20  # progress updates per job; each chunk is one call of the same program
 PROGRESS_DELAY_S = 1.0  # a job that ends sooner never draws a bar
@@ -56,8 +57,11 @@ class _Programs(NamedTuple):
     finalize: object
 
 
-_PROGRAMS: dict[RunConfig, _Programs] = {}
-_COMPILED: dict[tuple, object] = {}
+# Bounded, least recently used first out: a notebook or a long sweep over many shapes must
+# not keep every program it ever built. _COMPILED holds its functions themselves in its keys
+# (not their ids), so an evicted program's id reused by a new one can never match.
+_PROGRAMS: Bounded = Bounded(32)
+_COMPILED: Bounded = Bounded(128)
 
 
 def precision(cfg: RunConfig):
@@ -67,12 +71,11 @@ def precision(cfg: RunConfig):
 
 
 def _programs(cfg: RunConfig, masked: bool = False) -> _Programs:
-    key = (config.shape_key(cfg), masked)
-    if key not in _PROGRAMS:
+    def build() -> _Programs:
         program = engine.make_program(cfg, masked=masked)
-        finalize = jax.jit(jax.vmap(program.finalize, in_axes=(0, None)))
-        _PROGRAMS[key] = _Programs(program, {}, finalize)
-    return _PROGRAMS[key]
+        return _Programs(program, {}, jax.jit(jax.vmap(program.finalize, in_axes=(0, None))))
+
+    return _PROGRAMS.get_or_make((config.shape_key(cfg), masked), build)
 
 
 def program_for(cfg: RunConfig) -> engine.Program:
@@ -129,12 +132,12 @@ def _signature(args) -> tuple:
 
 def _compiled(fn, *args):
     """The AOT-compiled ``fn`` for these argument shapes, and seconds spent compiling it."""
-    key = (id(fn), jax.config.jax_enable_x64, _signature(args))
+    key = (fn, jax.config.jax_enable_x64, _signature(args))
     if key in _COMPILED:
+        _COMPILED.move_to_end(key)
         return _COMPILED[key], 0.0
     start = time.perf_counter()
-    compiled = fn.lower(*args).compile()
-    _COMPILED[key] = compiled
+    compiled = _COMPILED.get_or_make(key, lambda: fn.lower(*args).compile())
     return compiled, time.perf_counter() - start
 
 

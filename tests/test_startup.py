@@ -15,8 +15,8 @@ PROBE = ("import atexit, runpy, sys\n"
          "runpy.run_module('jaxbp.train', run_name='__main__', alter_sys=True)\n")
 
 
-@pytest.mark.xfail(strict=False, reason="lazy imports land with the lead's change")
-@pytest.mark.parametrize("args, status", [(["--help"], 0), (["lr=-1"], 2)], ids=["help", "refusal"])
+@pytest.mark.parametrize("args, status", [(["--help"], 0), (["lr=-1"], 2), (["batch_size=100"], 2), (["lrr=1"], 2)],
+                         ids=["help", "refusal", "refused-against-the-data", "unknown-key"])
 def test_help_and_a_refusal_do_not_import_jax(tmp_path, args, status):
     done = subprocess.run([sys.executable, "-c", PROBE, *args, f"hydra.run.dir={tmp_path / 'run'}"],
                           cwd=tmp_path, env=cli_env(), capture_output=True, text=True, timeout=120)
