@@ -23,10 +23,10 @@ from jaxbp import optim as optimizers
 from jaxbp.checks import ConfigError, check_choice, check_int, check_real, require
 
 __all__ = ["ConfigError", "InitConfig", "RunConfig", "from_dict", "check_fits", "shape_key",
-           "result_values", "refusal"]
+           "result_values", "refusal", "criterion_phrase"]
 
 GRADS = ("manual", "autodiff")
-CRITERIA = ("loss", "margin", "fahlman")
+CRITERIA = ("loss", "margin", "fahlman", "rms", "tss")
 DTYPES = ("float32", "float64")
 KERNELS = ("auto", "xla", "pallas")  # what trains the epochs (jaxbp.pallas_train.choose)
 DISTRIBUTED = ("auto", "off")  # auto: join a multi-process job when the environment names one
@@ -77,6 +77,8 @@ class RunConfig:
     target_loss: float = 0.01  # criterion=loss: a seed converged when its train loss <= target_loss
     criterion: str = "loss"  # loss | margin (every output within `margin` of its target) | fahlman (40-20-40)
     margin: float = 0.5  # criterion=margin: Rumelhart et al.'s |output − target| < margin for every pattern
+    target_rms: float = 0.1  # criterion=rms: √(mean over rows and outputs of (output − target)²) <= this
+    target_tss: float = 0.04  # criterion=tss: Σ over rows and outputs of (output − target)² <= this (PDP's rule)
     loss_reduction: str = "mean"  # mean over rows | sum (1980s papers: their lr is ours × rows)
     shortcuts: bool = False  # weights from the inputs straight to the output layer
     log_every: int = 10  # loss-curve sampling interval, in epochs
@@ -118,6 +120,8 @@ class RunConfig:
         check_real("target_loss", self.target_loss, 0.0)
         check_choice("criterion", self.criterion, CRITERIA)
         check_real("margin", self.margin, 0.0, low_open=True)
+        check_real("target_rms", self.target_rms, 0.0)
+        check_real("target_tss", self.target_tss, 0.0)
         check_choice("loss_reduction", self.loss_reduction, model.REDUCTIONS)
         require(not (self.shortcuts and self.depth == 0), "shortcuts", self.shortcuts,
                 "shortcuts connect the inputs to the output past hidden layers: set depth >= 1")
@@ -256,8 +260,24 @@ def shape_key(cfg: RunConfig) -> RunConfig:
         traced = [k for k in cfg.optim.hyperparams() if k == "momentum"]
         return dataclasses.replace(cfg, **blank, optim=dataclasses.replace(cfg.optim, **{k: 0.5 for k in traced}))
     optim = dataclasses.replace(cfg.optim, **{k: 0.5 for k in cfg.optim.hyperparams()})
-    return dataclasses.replace(cfg, **blank, target_loss=0.0, margin=0.5, l1=float(cfg.l1 > 0),
+    return dataclasses.replace(cfg, **blank, target_loss=0.0, margin=0.5, target_rms=0.0, target_tss=0.0,
+                               l1=float(cfg.l1 > 0),
                                l2=float(cfg.l2 > 0), optim=optim)
+
+
+def criterion_phrase(values: Mapping[str, Any]) -> str:
+    """What meeting a job's criterion means, in its own terms, from a config's values
+    (``dataclasses.asdict(cfg)`` or ``summary.json``'s ``config``)."""
+    criterion = values.get("criterion", "loss")
+    if criterion == "margin":
+        return f"every output within {values.get('margin', 0.5):g} of its target"
+    if criterion == "fahlman":
+        return "every output right by Fahlman's 40-20-40 rule"
+    if criterion == "rms":
+        return f"RMS error ≤ {values.get('target_rms', float('nan')):g}"
+    if criterion == "tss":
+        return f"total sum of squares ≤ {values.get('target_tss', float('nan')):g}"
+    return f"train loss ≤ {values.get('target_loss', float('nan')):g}"
 
 
 def refusal(err: ConfigError, job: str = "") -> str:

@@ -39,13 +39,15 @@ Hyper = dict  # name -> scalar (one member) or (members,) array
 
 # Traced values besides the optimiser's own (optim.OptimOption.hyperparams). `hidden` is a
 # member's live width inside a program padded to a wider one (make_program(masked=True)).
-MEMBER_KEYS = ("learning_rate", "l1", "l2", "target_loss", "margin", "init_scale", "hidden")
+MEMBER_KEYS = ("learning_rate", "l1", "l2", "target_loss", "margin", "target_rms", "target_tss", "init_scale",
+               "hidden")
 
 
 def member_hyper(cfg: RunConfig) -> dict[str, float]:
     """A job's traced hyperparameters, by the names the program uses."""
     return {"learning_rate": cfg.lr, "l1": cfg.l1, "l2": cfg.l2, "target_loss": cfg.target_loss,
-            "margin": cfg.margin, "init_scale": cfg.init.scale, "hidden": cfg.hidden,
+            "margin": cfg.margin, "target_rms": cfg.target_rms, "target_tss": cfg.target_tss,
+            "init_scale": cfg.init.scale, "hidden": cfg.hidden,
             **cfg.optim.hyperparams()}
 
 
@@ -58,6 +60,8 @@ class MemberState(NamedTuple):
     penalty: tuple  # (l1, l2)
     target_loss: Array  # criterion=loss
     margin: Array  # criterion=margin
+    target_rms: Array  # criterion=rms
+    target_tss: Array  # criterion=tss
     masks: tuple  # per hidden layer, 0/1 for live units; () unless the program is padded
     epochs_to_target: Array  # int32; -1 until the train loss first reaches target_loss
     diverged: Array  # bool
@@ -168,6 +172,8 @@ def _init(setup: Setup, key: Array, hyper: Hyper, params: model.Params | None = 
         params=params, opt_state=opt_state, shuffle_key=shuffle_key,
         penalty=_penalty(setup, hyper), target_loss=jnp.asarray(hyper["target_loss"], setup.dtype),
         margin=jnp.asarray(hyper["margin"], setup.dtype),
+        target_rms=jnp.asarray(hyper["target_rms"], setup.dtype),
+        target_tss=jnp.asarray(hyper["target_tss"], setup.dtype),
         masks=tuple(model.unit_masks(setup.spec, live, setup.dtype)) if live else (),
         epochs_to_target=int_minus_one, diverged=jnp.array(False), stopped=jnp.array(False),
         stopped_epoch=int_minus_one, best_params=params if cfg.patience is not None else (),
@@ -207,7 +213,10 @@ def criterion_met(setup: Setup, state: MemberState, params, loss) -> Array:
     - ``margin``: every output of every training row within ``margin`` of its target
       (Rumelhart, Hinton & Williams count a pattern learned so, with margin 0.5);
     - ``fahlman``: the 40-20-40 rule on the 0..1 output range: a target of 1 needs an output
-      above 0.6, a target of 0 one below 0.4, for every output of every row.
+      above 0.6, a target of 0 one below 0.4, for every output of every row;
+    - ``tss``: ``Σ_i Σ_k (ŷ_ik − y_ik)² <= target_tss`` over the n training rows and k
+      outputs (the PDP software's total sum of squares);
+    - ``rms``: ``√(tss / (n·k)) <= target_rms``, tested as ``tss <= n·k·target_rms²``.
     """
     criterion = setup.cfg.criterion
     if criterion == "loss":
@@ -215,6 +224,11 @@ def criterion_met(setup: Setup, state: MemberState, params, loss) -> Array:
     y_hat = model.forward(setup.spec, params, setup.x, _masks(state))
     if criterion == "margin":
         return jnp.all(jnp.abs(y_hat - setup.y) < state.margin)
+    if criterion in ("rms", "tss"):
+        tss = model.total((y_hat - setup.y) ** 2)
+        if criterion == "tss":
+            return tss <= state.target_tss
+        return tss <= setup.y.size * state.target_rms**2
     return jnp.all(jnp.where(setup.y > 0.5, y_hat > 0.6, y_hat < 0.4))
 
 

@@ -45,6 +45,7 @@ def summary_for(cfg: RunConfig, result, dataset, overrides: list[str], job_num: 
     sizes = cfg.spec(dataset.x_train.shape[1], dataset.y_train.shape[1]).sizes
     return {
         "config": config.result_values(cfg) | {k: getattr(cfg, k) for k in config.COSMETIC_KEYS},
+        "success_criterion": config.criterion_phrase(config.result_values(cfg)),
         "overrides": overrides,
         "job_num": job_num,
         "spec": list(sizes),
@@ -65,6 +66,14 @@ def _pct(value) -> str:
     return f"{100 * value:.1f}%"
 
 
+def success_words(cfg: dict[str, Any]) -> str:
+    """What a converged seed did, in the job's criterion's own terms."""
+    if cfg.get("criterion", "loss") == "loss":
+        return f"reached loss ≤ {cfg['target_loss']:g}"  # the line's wording since the first release
+    verb = "had" if cfg["criterion"] in ("margin", "fahlman") else "reached"
+    return f"{verb} {config.criterion_phrase(cfg)}"
+
+
 def describe(summary: dict[str, Any], job_dir: Path) -> str:
     """The one-line summary printed at the end of a job, from its ``summary.json`` alone."""
     cfg = summary["config"]
@@ -73,7 +82,7 @@ def describe(summary: dict[str, Any], job_dir: Path) -> str:
     low, high = summary["success_ci_low"], summary["success_ci_high"]
     parts = [f"{n} seed{'s' if n != 1 else ''}, {cfg['data']['name']} {sizes}, "
              f"{cfg['optim']['name']} lr={cfg['lr']:g}, {cfg['epochs']} epochs: "
-             f"{_pct(summary['success_rate'])} reached loss ≤ {cfg['target_loss']:g} "
+             f"{_pct(summary['success_rate'])} {success_words(cfg)} "
              f"(95% CI {100 * low:.1f}–{100 * high:.1f}%)"]
     median = summary.get("epochs_to_target_km_median")
     if median is not None and not (isinstance(median, float) and math.isnan(median)):
