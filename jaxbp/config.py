@@ -74,6 +74,7 @@ class RunConfig:
     seed: int = 0
     epochs: int = 5000
     batch_size: Optional[int] = None  # null = full batch; else minibatches, reshuffled each epoch
+    shuffle: bool = True  # false: minibatches in the data's row order every epoch (PDP's per-pattern schedule)
     target_loss: float = 0.01  # criterion=loss: a seed converged when its train loss <= target_loss
     criterion: str = "loss"  # loss | margin (every output within `margin` of its target) | fahlman (40-20-40)
     margin: float = 0.5  # criterion=margin: Rumelhart et al.'s |output − target| < margin for every pattern
@@ -117,6 +118,8 @@ class RunConfig:
         check_int("epochs", self.epochs, 1, MAX_EPOCHS)
         if self.batch_size is not None:
             check_int("batch_size", self.batch_size, 1, allowed="null (full batch) or an integer >= 1")
+        # shuffle=false with full batch is accepted: one batch of every row has no order to fix.
+        require(isinstance(self.shuffle, bool), "shuffle", self.shuffle, "true or false")
         check_real("target_loss", self.target_loss, 0.0)
         check_choice("criterion", self.criterion, CRITERIA)
         check_real("margin", self.margin, 0.0, low_open=True)
@@ -204,6 +207,9 @@ def check_fits(cfg: RunConfig, dataset: datasets.Dataset) -> None:
     if cfg.batch_size is not None:
         require(cfg.batch_size <= n_train, "batch_size", cfg.batch_size,
                 f"null (full batch) or at most the {n_train} training rows")
+        require(cfg.shuffle or n_train % cfg.batch_size == 0, "batch_size", cfg.batch_size,
+                f"with shuffle=false, a divisor of the {n_train} training rows (the rows left over "
+                "would never be seen)")
     require(not (cfg.output == "softmax" and n_out < 2), "output", cfg.output,
             "softmax needs two or more outputs; these targets have one column "
             "(for two classes use output=sigmoid, or loss=ce, which one-hot encodes them)")

@@ -189,11 +189,15 @@ def _descend(setup: Setup, state: MemberState, epoch):
         loss, grads = _value_and_grad(setup, params, x, y, state.penalty, _masks(state))
         updates, opt_state = tx.update(grads, opt_state, params)
         return optax.apply_updates(params, updates), opt_state, loss
-    # Minibatches: a fresh permutation per epoch; the n % batch_size rows left over
-    # wait for a later epoch, so every step sees a full, static-shaped batch.
+    # Minibatches: a fresh permutation per epoch (or, with shuffle=false, the data's own row
+    # order; config.check_fits then asks batch_size to divide n); the n % batch_size rows
+    # left over wait for a later epoch, so every step sees a full, static-shaped batch.
     n_train = x.shape[0]
     steps = n_train // cfg.batch_size
-    order = jax.random.permutation(jax.random.fold_in(state.shuffle_key, epoch), n_train)
+    if cfg.shuffle:
+        order = jax.random.permutation(jax.random.fold_in(state.shuffle_key, epoch), n_train)
+    else:
+        order = jnp.arange(n_train)
     batches = order[: steps * cfg.batch_size].reshape(steps, cfg.batch_size)
 
     def minibatch(carry, rows):

@@ -30,6 +30,7 @@ import pandas as pd
 from jaxbp import stats
 
 MARKER = "COMPLETE"
+INITIAL = "init_"  # params.npz: init_W0, init_b0, ... are the params each seed started from
 FAILED = "failed.json"
 JOB_FILES = ("seeds.csv", "curves.csv", "params.npz", "data.npz", "summary.json")
 SEED_COLUMNS = ["seed", "final_loss", "train_acc", "test_loss", "test_acc",
@@ -191,6 +192,9 @@ class JobDir:
         write_csv(self.path / "curves.csv", curves_frame(result, members))
         arrays = {f"{name}{layer}": np.asarray(leaf)[members]
                   for layer, p in enumerate(result.params) for name, leaf in p.items()}
+        arrays |= {f"{INITIAL}{name}{layer}": np.asarray(leaf)[members]  # where each seed started
+                   for layer, p in enumerate(getattr(result, "initial_params", None) or [])
+                   for name, leaf in p.items()}
         if not summary.get("config", {}).get("save_params", True):
             arrays = {}  # save_params=false: the seeds only, so the file still vouches for them
         atomic_write(self.path / "params.npz",
@@ -307,15 +311,21 @@ class JobDir:
         except (OSError, ValueError) as err:
             raise ResultsError(f"{self.path / name} cannot be read ({type(err).__name__})") from None
 
-    def params(self, seed: int | None = None) -> list[dict[str, np.ndarray]]:
+    def params(self, seed: int | None = None, initial: bool = False) -> list[dict[str, np.ndarray]]:
         """Every seed's params (a leading seed axis), or one seed's: the pytree
-        ``model.forward`` takes."""
+        ``model.forward`` takes. ``initial``: the params each seed started from instead of
+        its final ones (its first attempt's, under restarts)."""
         arrays = self._npz("params.npz")
-        layers = sum(1 for k in arrays if k.startswith("W"))
+        prefix = INITIAL if initial else ""
+        layers = sum(1 for k in arrays if k.startswith(prefix + "W"))
         if not layers:
+            if initial and any(k.startswith("W") for k in arrays):
+                raise ResultsError(f"{self.path} was written before jaxbp kept initial params")
             raise ResultsError(f"{self.path} kept no params (it ran with save_params=false)")
-        # Arrays are named <leaf><layer>: W0, b0, W1, b1, S1 (shortcuts), ...
-        tree = [{k[0]: v for k, v in arrays.items() if k != "seed" and k[1:] == str(l)} for l in range(layers)]
+        # Arrays are named <prefix><leaf><layer>: W0, b0, W1, b1, S1 (shortcuts), init_W0, ...
+        ours = {k[len(prefix):]: v for k, v in arrays.items()
+                if k != "seed" and k.startswith(prefix) and (initial or not k.startswith(INITIAL))}
+        tree = [{k[0]: v for k, v in ours.items() if k[1:] == str(l)} for l in range(layers)]
         if seed is None:
             return tree
         rows = np.flatnonzero(arrays["seed"] == seed)
@@ -452,6 +462,11 @@ class Run:
     def params(self, seed: int) -> list[dict[str, np.ndarray]]:
         """Seed ``seed``'s final params, the pytree ``model.forward(run.spec, ...)`` takes."""
         return self.dir.params(seed)
+
+    def initial_params(self, seed: int) -> list[dict[str, np.ndarray]]:
+        """The params seed ``seed`` started from (its first attempt's), shaped like
+        :meth:`params`."""
+        return self.dir.params(seed, initial=True)
 
     def curves(self) -> pd.DataFrame:
         return self.dir.curves()
