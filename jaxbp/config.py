@@ -118,6 +118,9 @@ class RunConfig:
         check_int("epochs", self.epochs, 1, MAX_EPOCHS)
         if self.batch_size is not None:
             check_int("batch_size", self.batch_size, 1, allowed="null (full batch) or an integer >= 1")
+            require(not getattr(self.optim, "full_batch_only", False), "batch_size", self.batch_size,
+                    f"null: optim={self.optim.name} is a batch method (it compares successive "
+                    "gradients of the same error)")
         # shuffle=false with full batch is accepted: one batch of every row has no order to fix.
         require(isinstance(self.shuffle, bool), "shuffle", self.shuffle, "true or false")
         check_real("target_loss", self.target_loss, 0.0)
@@ -265,7 +268,8 @@ def shape_key(cfg: RunConfig) -> RunConfig:
     if cfg.kernel == "pallas":
         traced = [k for k in cfg.optim.hyperparams() if k == "momentum"]
         return dataclasses.replace(cfg, **blank, optim=dataclasses.replace(cfg.optim, **{k: 0.5 for k in traced}))
-    optim = dataclasses.replace(cfg.optim, **{k: 0.5 for k in cfg.optim.hyperparams()})
+    defaults = type(cfg.optim)().hyperparams()  # valid for every option (0.5 is no Rprop η⁺)
+    optim = dataclasses.replace(cfg.optim, **defaults)
     return dataclasses.replace(cfg, **blank, target_loss=0.0, margin=0.5, target_rms=0.0, target_tss=0.0,
                                l1=float(cfg.l1 > 0),
                                l2=float(cfg.l2 > 0), optim=optim)

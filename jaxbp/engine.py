@@ -165,7 +165,7 @@ def _init(setup: Setup, key: Array, hyper: Hyper, params: model.Params | None = 
         scale = jnp.asarray(hyper["init_scale"], setup.dtype)
         params = model.init(setup.spec, init_key, cfg.init.scheme, scale, cfg.init.bias, setup.dtype, live)
     params = jax.tree.map(lambda leaf: jnp.asarray(leaf, setup.dtype), params)
-    opt_state = optimizers.with_hyperparams(setup.tx.init(params), {
+    opt_state = optimizers.init_state(cfg.optim, params, {
         k: jnp.asarray(v, setup.dtype) for k, v in hyper.items() if k not in MEMBER_KEYS[1:]})
     int_minus_one = jnp.array(-1, jnp.int32)
     return MemberState(
