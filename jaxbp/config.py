@@ -87,6 +87,7 @@ class RunConfig:
     l1: float = 0.0  # penalty l1·Σ|W| (weights only)
     l2: float = 0.0  # penalty l2·½ΣW² (weights only)
     patience: Optional[int] = None  # early stopping on the test loss (needs a test split)
+    restart_after: Optional[int] = None  # restart a seed from fresh weights after this many epochs unsolved; null = off
     curve_seeds: int = 100  # how many seeds' loss curves are kept
     dtype: str = "float32"  # float32 | float64
     progress: bool = True  # progress bar on a terminal
@@ -139,6 +140,11 @@ class RunConfig:
             check_int("patience", self.patience, 1, allowed="null (off) or an integer >= 1")
             require(self.data.test_fraction > 0, "patience", self.patience,
                     "early stopping watches the test loss: set data.test_fraction > 0")
+        if self.restart_after is not None:
+            check_int("restart_after", self.restart_after, 1, self.epochs - 1,
+                      allowed=f"null (off) or an integer in [1, {self.epochs - 1}]: epochs is the budget of all attempts")
+            require(self.patience is None, "restart_after", self.restart_after,
+                    "null with patience: early stopping watches one attempt's test loss")
         check_int("curve_seeds", self.curve_seeds, 0)
         points = min(self.curve_seeds, self.num_seeds) * (self.blocks + 1)
         require(points <= MAX_CURVE_POINTS, "curve_seeds", self.curve_seeds,

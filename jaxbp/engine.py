@@ -70,6 +70,9 @@ class MemberState(NamedTuple):
     best_params: Any  # params at the best test loss (early stopping), else ()
     best_test_loss: Array
     bad_epochs: Array  # int32: epochs since the test loss last improved
+    attempts: Array  # int32: 1 + restarts so far (restart_after)
+    attempt_start: Array  # int32: the epoch the current attempt began at
+    redraw: tuple  # (init key, init scale, live width) to draw a restart's weights; () without restarts
 
 
 class Program(NamedTuple):
@@ -161,9 +164,9 @@ def _init(setup: Setup, key: Array, hyper: Hyper, params: model.Params | None = 
     cfg = setup.cfg
     init_key, shuffle_key = jax.random.split(key)
     live = [hyper["hidden"]] * cfg.depth if setup.masked else None
+    scale = jnp.asarray(hyper["init_scale"], setup.dtype)
     if params is None:
-        scale = jnp.asarray(hyper["init_scale"], setup.dtype)
-        params = model.init(setup.spec, init_key, cfg.init.scheme, scale, cfg.init.bias, setup.dtype, live)
+        params = _draw(setup, init_key, scale, hyper["hidden"])
     params = jax.tree.map(lambda leaf: jnp.asarray(leaf, setup.dtype), params)
     opt_state = optimizers.init_state(cfg.optim, params, {
         k: jnp.asarray(v, setup.dtype) for k, v in hyper.items() if k not in MEMBER_KEYS[1:]})
@@ -178,7 +181,33 @@ def _init(setup: Setup, key: Array, hyper: Hyper, params: model.Params | None = 
         epochs_to_target=int_minus_one, diverged=jnp.array(False), stopped=jnp.array(False),
         stopped_epoch=int_minus_one, best_params=params if cfg.patience is not None else (),
         best_test_loss=jnp.array(jnp.inf, setup.dtype), bad_epochs=jnp.array(0, jnp.int32),
+        attempts=jnp.array(1, jnp.int32), attempt_start=jnp.array(0, jnp.int32),
+        redraw=(init_key, scale, jnp.asarray(hyper["hidden"])) if cfg.restart_after is not None else (),
     )
+
+
+def _draw(setup: Setup, key: Array, scale, hidden) -> model.Params:
+    """Fresh weights from ``key``, for a member of live width ``hidden`` when padded."""
+    cfg = setup.cfg
+    live = [hidden] * cfg.depth if setup.masked else None
+    return model.init(setup.spec, key, cfg.init.scheme, scale, cfg.init.bias, setup.dtype, live)
+
+
+def _restart(setup: Setup, state: MemberState, epoch) -> MemberState:
+    """Starts a fresh attempt for a member whose current one has run ``restart_after``
+    epochs without meeting the criterion: new weights from ``fold_in(init key, attempt)``
+    (attempt 1 used the init key itself), so they depend on the seed and the attempt
+    number alone, and a fresh optimiser state with the member's own hyperparameters.
+    Diverged or early-stopped members are frozen, not restarted."""
+    due = ((state.epochs_to_target < 0) & ~state.diverged & ~state.stopped
+           & (epoch - state.attempt_start >= setup.cfg.restart_after))
+    init_key, scale, hidden = state.redraw
+    fresh = _draw(setup, jax.random.fold_in(init_key, state.attempts), scale, hidden)
+    fresh_opt = optimizers.init_state(setup.cfg.optim, fresh, state.opt_state.hyperparams)
+    return state._replace(
+        params=_tree_where(due, fresh, state.params), opt_state=_tree_where(due, fresh_opt, state.opt_state),
+        attempts=state.attempts + due.astype(jnp.int32),
+        attempt_start=jnp.where(due, jnp.asarray(epoch, jnp.int32), state.attempt_start))
 
 
 def _descend(setup: Setup, state: MemberState, epoch):
@@ -252,6 +281,13 @@ def _early_stopping(setup: Setup, state: MemberState, epoch) -> MemberState:
 
 
 def _step(setup: Setup, state: MemberState, epoch: Array):
+    every = setup.cfg.restart_after
+    if every is not None:
+        # Attempts start at 0, N, 2N, ... (a restart is due exactly N epochs into one), so
+        # drawing fresh weights is skipped in the other epochs: `epoch` is not batched over
+        # members, so under vmap this stays a branch and costs nothing then.
+        state = jax.lax.cond((epoch % every == 0) & (epoch > 0), lambda s: _restart(setup, s, epoch),
+                             lambda s: s, state)
     new_params, new_opt, loss = _descend(setup, state, epoch)
     reached = criterion_met(setup, state, state.params, loss) & (state.epochs_to_target < 0)
     state = state._replace(
@@ -287,6 +323,7 @@ def _finalize(setup: Setup, state: MemberState, epochs):
         "converged": met & ~state.diverged,
         "diverged": state.diverged,
         "stopped_epoch": state.stopped_epoch,
+        "attempts": state.attempts,
     }
     return params, metrics
 

@@ -34,7 +34,7 @@ INITIAL = "init_"  # params.npz: init_W0, init_b0, ... are the params each seed 
 FAILED = "failed.json"
 JOB_FILES = ("seeds.csv", "curves.csv", "params.npz", "data.npz", "summary.json")
 SEED_COLUMNS = ["seed", "final_loss", "train_acc", "test_loss", "test_acc",
-                "epochs_to_target", "converged", "diverged", "stopped_epoch"]
+                "epochs_to_target", "converged", "diverged", "stopped_epoch", "attempts"]
 _UMASK = os.umask(0)
 os.umask(_UMASK)
 PROCESS_STARTED = time.time()
@@ -135,6 +135,7 @@ def seeds_frame(result, members=slice(None)) -> pd.DataFrame:
         "converged": m["converged"].astype(bool),
         "diverged": m["diverged"].astype(bool),
         "stopped_epoch": stopped.where(stopped >= 0, pd.NA),
+        "attempts": np.asarray(m.get("attempts", np.ones(len(ett)))).astype(np.int64),  # 1 + restarts
     })[SEED_COLUMNS]
 
 
@@ -294,7 +295,7 @@ class JobDir:
 
     def seeds(self) -> pd.DataFrame:
         frame = self._read_csv("seeds.csv", dtype={"epochs_to_target": "Int64", "stopped_epoch": "Int64"})
-        missing = [c for c in SEED_COLUMNS if c not in frame.columns and c != "stopped_epoch"]
+        missing = [c for c in SEED_COLUMNS if c not in frame.columns and c not in ("stopped_epoch", "attempts")]
         if missing:
             raise ResultsError(f"{self.path / 'seeds.csv'} lacks columns {missing}")
         return frame

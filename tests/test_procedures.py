@@ -147,3 +147,62 @@ def test_initial_params_are_the_engines_draw(tmp_path):
         want = model.init(run.spec, jax.random.split(engine.seed_key(seed))[0])
         for g, w in zip(jax.tree.leaves(run.initial_params(seed)), jax.tree.leaves(want)):
             np.testing.assert_array_equal(g, np.asarray(w))
+
+
+# ---------------------------------------------------------------- restarts
+@pytest.mark.heavy
+def test_a_restart_is_a_fresh_run_from_the_attempts_own_key():
+    """A seed unsolved at epoch 200 restarts once; its last 150 epochs must equal a run
+    without restarts from the weights fold_in(init key, 1) and a fresh momentum (a kept
+    velocity would differ)."""
+    values = dict(hidden=2, lr=1.0, optim={"name": "momentum", "momentum": 0.9}, num_seeds=6)
+    restarted = runner.run(_cfg(**values, epochs=350, restart_after=200))
+    again = np.flatnonzero(restarted.metrics["attempts"] == 2)
+    assert len(again) >= 3 and set(np.unique(restarted.metrics["attempts"])) <= {1, 2}
+    spec = _cfg(**values).spec(2, 1)
+    fresh = [model.init(spec, jax.random.fold_in(jax.random.split(engine.seed_key(s))[0], 1)) for s in range(6)]
+    stacked = jax.tree.map(lambda *leaves: np.stack(leaves), *fresh)
+    alone = runner.run(_cfg(**values, epochs=150), init_params=stacked)
+    for a, b in zip(jax.tree.leaves(restarted.params), jax.tree.leaves(alone.params)):
+        np.testing.assert_allclose(a[again], b[again], rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.heavy
+def test_restarts_do_not_depend_on_chunking():
+    cfg = _cfg(hidden=2, lr=1.0, num_seeds=10, epochs=300, restart_after=70, target_loss=0.1)
+    whole = runner.run(cfg)
+    chunked = runner.run(_cfg(hidden=2, lr=1.0, num_seeds=10, epochs=300, restart_after=70, target_loss=0.1,
+                              max_members_per_chunk=3))
+    assert whole.metrics["attempts"].max() > 1
+    for k in ("attempts", "epochs_to_target", "final_loss"):
+        np.testing.assert_array_equal(whole.metrics[k], chunked.metrics[k])
+
+
+@pytest.mark.heavy
+def test_restarts_raise_xors_success_rate_and_count_every_epoch():
+    """The issue's acceptance run: XOR 2-2-1 at lr=1, 6,000 epochs, with and without
+    restart_after=2000 (float32, 1,000 seeds)."""
+    values = dict(hidden=2, lr=1.0, epochs=6000, num_seeds=1000)
+    plain = runner.run(_cfg(**values))
+    restarted = runner.run(_cfg(**values, restart_after=2000))
+    assert restarted.metrics["converged"].mean() > plain.metrics["converged"].mean()
+    attempts, reached = restarted.metrics["attempts"], restarted.metrics["epochs_to_target"]
+    again = attempts > 1
+    assert again.sum() > 10
+    solved = again & (reached >= 0)
+    # a restarted seed's epochs_to_target lies after its failed attempts, inside its last
+    assert np.all(reached[solved] >= (attempts[solved] - 1) * 2000)
+    assert np.all(reached[solved] <= attempts[solved] * 2000)
+    np.testing.assert_array_equal(plain.metrics["attempts"], 1)
+
+
+@pytest.mark.parametrize("values,key", [
+    ({"restart_after": 100, "epochs": 100}, "restart_after"),
+    ({"restart_after": 0}, "restart_after"),
+    ({"restart_after": 10, "patience": 5, "data": {"name": "moons", "test_fraction": 0.25}}, "restart_after"),
+    ({"restart_after": 10, "kernel": "pallas"}, "kernel"),
+])
+def test_restarts_refuse_what_cannot_apply(values, key):
+    with pytest.raises(ConfigError) as err:
+        runner.run(_cfg(**{"num_seeds": 1, "epochs": 50, **values}))
+    assert err.value.key == key
