@@ -86,6 +86,8 @@ class RunConfig:
     grad: str = "manual"  # manual (jaxbp.backprop) | autodiff (jax.grad)
     l1: float = 0.0  # penalty l1·Σ|W| (weights only)
     l2: float = 0.0  # penalty l2·½ΣW² (weights only)
+    error_dead_zone: float = 0.0  # Fahlman: output errors |ŷ − y| below this count as zero (mse, grad=manual)
+    sigmoid_prime_offset: float = 0.0  # Fahlman: added to every sigmoid unit's f′ in the backward (mse, grad=manual)
     patience: Optional[int] = None  # early stopping on the test loss (needs a test split)
     restart_after: Optional[int] = None  # restart a seed from fresh weights after this many epochs unsolved; null = off
     curve_seeds: int = 100  # how many seeds' loss curves are kept
@@ -136,6 +138,16 @@ class RunConfig:
         check_choice("grad", self.grad, GRADS)
         check_real("l1", self.l1, 0.0)
         check_real("l2", self.l2, 0.0)
+        for key in ("error_dead_zone", "sigmoid_prime_offset"):
+            value = getattr(self, key)
+            check_real(key, value, 0.0)
+            if value > 0:
+                require(self.loss == "mse", key, value, f"0 with loss={self.loss}: Fahlman's conventions "
+                        "bend the mse backward (bce and ce have no f′ to offset)")
+                require(self.grad == "manual", key, value,
+                        "0 with grad=autodiff: it lives in the hand-derived backward (grad=manual)")
+        require(self.sigmoid_prime_offset == 0 or "sigmoid" in (self.activation, self.output),
+                "sigmoid_prime_offset", self.sigmoid_prime_offset, "0: this network has no sigmoid unit")
         if self.patience is not None:
             check_int("patience", self.patience, 1, allowed="null (off) or an integer >= 1")
             require(self.data.test_fraction > 0, "patience", self.patience,
@@ -277,7 +289,8 @@ def shape_key(cfg: RunConfig) -> RunConfig:
     defaults = type(cfg.optim)().hyperparams()  # valid for every option (0.5 is no Rprop η⁺)
     optim = dataclasses.replace(cfg.optim, **defaults)
     return dataclasses.replace(cfg, **blank, target_loss=0.0, margin=0.5, target_rms=0.0, target_tss=0.0,
-                               l1=float(cfg.l1 > 0),
+                               l1=float(cfg.l1 > 0), error_dead_zone=float(cfg.error_dead_zone > 0),
+                               sigmoid_prime_offset=float(cfg.sigmoid_prime_offset > 0),
                                l2=float(cfg.l2 > 0), optim=optim)
 
 

@@ -40,14 +40,15 @@ Hyper = dict  # name -> scalar (one member) or (members,) array
 # Traced values besides the optimiser's own (optim.OptimOption.hyperparams). `hidden` is a
 # member's live width inside a program padded to a wider one (make_program(masked=True)).
 MEMBER_KEYS = ("learning_rate", "l1", "l2", "target_loss", "margin", "target_rms", "target_tss", "init_scale",
-               "hidden")
+               "hidden", "error_dead_zone", "sigmoid_prime_offset")
 
 
 def member_hyper(cfg: RunConfig) -> dict[str, float]:
     """A job's traced hyperparameters, by the names the program uses."""
     return {"learning_rate": cfg.lr, "l1": cfg.l1, "l2": cfg.l2, "target_loss": cfg.target_loss,
             "margin": cfg.margin, "target_rms": cfg.target_rms, "target_tss": cfg.target_tss,
-            "init_scale": cfg.init.scale, "hidden": cfg.hidden,
+            "init_scale": cfg.init.scale, "hidden": cfg.hidden, "error_dead_zone": cfg.error_dead_zone,
+            "sigmoid_prime_offset": cfg.sigmoid_prime_offset,
             **cfg.optim.hyperparams()}
 
 
@@ -58,6 +59,7 @@ class MemberState(NamedTuple):
     opt_state: Any  # optax InjectHyperparamsState: holds the lr and optimiser numbers
     shuffle_key: Array  # minibatch order: fold_in(shuffle_key, epoch)
     penalty: tuple  # (l1, l2)
+    conventions: tuple  # (error_dead_zone, sigmoid_prime_offset): Fahlman's, in the backward
     target_loss: Array  # criterion=loss
     margin: Array  # criterion=margin
     target_rms: Array  # criterion=rms
@@ -131,12 +133,13 @@ def _masks(state: MemberState):
     return state.masks or None
 
 
-def _value_and_grad(setup: Setup, params, xb, yb, penalty, masks=None):
+def _value_and_grad(setup: Setup, params, xb, yb, penalty, masks=None, conventions=(0.0, 0.0)):
     """``(data loss, ∂E/∂params)`` of ``E = data loss + penalty``, by hand (``grad=manual``)
-    or by ``jax.grad``."""
+    or by ``jax.grad``; ``conventions`` (Fahlman's) bend the hand-derived one."""
     spec, (l1, l2) = setup.spec, penalty
     if setup.cfg.grad == "manual":
-        data_loss, _, grads = backprop.backward_terms(spec, params, xb, yb, l1=l1, l2=l2, masks=masks)
+        data_loss, _, grads = backprop.backward_terms(spec, params, xb, yb, l1=l1, l2=l2, masks=masks,
+                                                      dead_zone=conventions[0], prime_offset=conventions[1])
         return data_loss, grads
 
     def objective(p):
@@ -158,6 +161,13 @@ def _penalty(setup: Setup, hyper: Hyper) -> tuple:
                  for k, on in (("l1", cfg.l1 > 0), ("l2", cfg.l2 > 0)))
 
 
+def _conventions(setup: Setup, hyper: Hyper) -> tuple:
+    """Traced (error_dead_zone, sigmoid_prime_offset), each a static zero when off."""
+    cfg = setup.cfg
+    return tuple(jnp.asarray(hyper[k], setup.dtype) if getattr(cfg, k) > 0 else 0.0
+                 for k in ("error_dead_zone", "sigmoid_prime_offset"))
+
+
 def _init(setup: Setup, key: Array, hyper: Hyper, params: model.Params | None = None) -> MemberState:
     """A member's starting state from its key and hyperparameters (``params``, if given,
     replace the drawn initial weights)."""
@@ -173,7 +183,7 @@ def _init(setup: Setup, key: Array, hyper: Hyper, params: model.Params | None = 
     int_minus_one = jnp.array(-1, jnp.int32)
     return MemberState(
         params=params, opt_state=opt_state, shuffle_key=shuffle_key,
-        penalty=_penalty(setup, hyper), target_loss=jnp.asarray(hyper["target_loss"], setup.dtype),
+        penalty=_penalty(setup, hyper), conventions=_conventions(setup, hyper), target_loss=jnp.asarray(hyper["target_loss"], setup.dtype),
         margin=jnp.asarray(hyper["margin"], setup.dtype),
         target_rms=jnp.asarray(hyper["target_rms"], setup.dtype),
         target_tss=jnp.asarray(hyper["target_tss"], setup.dtype),
@@ -215,7 +225,7 @@ def _descend(setup: Setup, state: MemberState, epoch):
     cfg, x, y, tx = setup.cfg, setup.x, setup.y, setup.tx
     params, opt_state = state.params, state.opt_state
     if cfg.batch_size is None:
-        loss, grads = _value_and_grad(setup, params, x, y, state.penalty, _masks(state))
+        loss, grads = _value_and_grad(setup, params, x, y, state.penalty, _masks(state), state.conventions)
         updates, opt_state = tx.update(grads, opt_state, params)
         return optax.apply_updates(params, updates), opt_state, loss
     # Minibatches: a fresh permutation per epoch (or, with shuffle=false, the data's own row
@@ -231,7 +241,7 @@ def _descend(setup: Setup, state: MemberState, epoch):
 
     def minibatch(carry, rows):
         p, s = carry
-        _, grads = _value_and_grad(setup, p, x[rows], y[rows], state.penalty, _masks(state))
+        _, grads = _value_and_grad(setup, p, x[rows], y[rows], state.penalty, _masks(state), state.conventions)
         updates, s = tx.update(grads, s, p)
         return (optax.apply_updates(p, updates), s), None
 

@@ -206,3 +206,42 @@ def test_restarts_refuse_what_cannot_apply(values, key):
     with pytest.raises(ConfigError) as err:
         runner.run(_cfg(**{"num_seeds": 1, "epochs": 50, **values}))
     assert err.value.key == key
+
+
+# ---------------------------------------------------------------- Fahlman's error conventions
+def test_conventions_train_as_sgd_on_the_bent_loss(x64):
+    """50 epochs of full-batch SGD with Fahlman's dead zone and prime offset against a loop
+    on jax.grad of gradcheck's independently written bent loss."""
+    from jaxbp import gradcheck
+
+    cfg = _cfg(dtype="float64", error_dead_zone=0.1, sigmoid_prime_offset=0.1, lr=2.0, epochs=50, hidden=2)
+    spec = cfg.spec(2, 1)
+    dataset = cfg.data.load()
+    x, y = jnp.asarray(dataset.x_train), jnp.asarray(dataset.y_train)
+    grad = jax.jit(jax.grad(lambda p: gradcheck.bent_loss(spec, p, x, y, 0.1, 0.1)))
+    plain = jax.jit(jax.grad(lambda p: model.loss(spec, p, x, y)))
+    key = engine.seed_key(3)
+    params = bent = model.init(spec, jax.random.split(key)[0])
+    for _ in range(50):
+        bent = jax.tree.map(lambda p, g: p - 2.0 * g, bent, grad(bent))
+        params = jax.tree.map(lambda p, g: p - 2.0 * g, params, plain(params))
+    got, _ = engine.make_train(cfg)(key, 2.0)
+    for g, w, p in zip(jax.tree.leaves(got), jax.tree.leaves(bent), jax.tree.leaves(params)):
+        np.testing.assert_allclose(g, w, rtol=1e-9, atol=1e-12)
+    assert max(float(jnp.max(jnp.abs(g - p))) for g, p in zip(jax.tree.leaves(got), jax.tree.leaves(params))) > 1e-3
+
+
+def test_conventions_are_traced_and_refused_where_they_cannot_apply():
+    on = _cfg(error_dead_zone=0.1, sigmoid_prime_offset=0.1)
+    assert config.shape_key(on) == config.shape_key(_cfg(error_dead_zone=0.2, sigmoid_prime_offset=0.05))
+    assert config.shape_key(on) != config.shape_key(_cfg())
+    for values, key in [({"error_dead_zone": 0.1, "loss": "bce"}, "error_dead_zone"),
+                        ({"sigmoid_prime_offset": 0.1, "grad": "autodiff"}, "sigmoid_prime_offset"),
+                        ({"sigmoid_prime_offset": 0.1, "activation": "tanh", "output": "identity"},
+                         "sigmoid_prime_offset"),
+                        ({"error_dead_zone": -0.1}, "error_dead_zone")]:
+        with pytest.raises(ConfigError) as err:
+            _cfg(**values)
+        assert err.value.key == key
+    with pytest.raises(ConfigError, match="kernel"):
+        runner.run(_cfg(error_dead_zone=0.1, kernel="pallas", num_seeds=1, epochs=2))
