@@ -245,3 +245,31 @@ def test_conventions_are_traced_and_refused_where_they_cannot_apply():
         assert err.value.key == key
     with pytest.raises(ConfigError, match="kernel"):
         runner.run(_cfg(error_dead_zone=0.1, kernel="pallas", num_seeds=1, epochs=2))
+
+
+# ---------------------------------------------------------------- targets
+def test_targets_map_class_targets_and_train_from_the_cli(tmp_path):
+    from cli import run_cli
+
+    from jaxbp import results
+
+    encoder = data.option("encoder", bits=4, targets=[0.1, 0.9]).load()
+    np.testing.assert_array_equal(encoder.y_train, 0.1 + 0.8 * np.eye(4))
+    xor = data.option("xor", targets=[0.2, 0.8]).load()
+    np.testing.assert_array_equal(xor.y_train[:, 0], [0.2, 0.8, 0.8, 0.2])
+    done = run_cli("jaxbp.train", "data.targets=[0.1,0.9]", "num_seeds=4", "epochs=20", "compile_cache=null",
+                   f"hydra.run.dir={tmp_path / 'job'}", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    run = results.load_run(tmp_path / "job")
+    assert run.cfg.data.targets == (0.1, 0.9)
+    np.testing.assert_array_equal(run.dataset.y_train[:, 0], [0.1, 0.9, 0.9, 0.1])
+
+
+@pytest.mark.parametrize("name,values,loss", [
+    ("xor", {"targets": [0.6, 0.9]}, "mse"),
+    ("xor", {"targets": [0.1]}, "mse"),
+    ("iris", {"targets": [0.1, 0.9]}, "ce"),
+])
+def test_bad_targets_are_refused(name, values, loss):
+    with pytest.raises(ConfigError, match="data.targets"):
+        data.option(name, **values).load(loss)
