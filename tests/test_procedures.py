@@ -273,3 +273,26 @@ def test_targets_map_class_targets_and_train_from_the_cli(tmp_path):
 def test_bad_targets_are_refused(name, values, loss):
     with pytest.raises(ConfigError, match="data.targets"):
         data.option(name, **values).load(loss)
+
+
+# ---------------------------------------------------------------- fusion
+@pytest.mark.heavy
+def test_new_traced_values_fuse_and_equal_their_jobs_run_alone(tmp_path):
+    """Quickprop's μ and decay, the dead zone and the tss threshold differ only in traced
+    values: one fused program (with restarts on), the same numbers as each job alone."""
+    import pandas as pd
+    from cli import run_cli
+
+    args = ["-m", "optim=quickprop", "optim.max_growth=1.5,1.75", "optim.decay=0,0.0001", "error_dead_zone=0.05,0.1",
+            "criterion=tss", "target_tss=0.5,0.9", "restart_after=40", "num_seeds=6", "epochs=100", "progress=false",
+            "lr=1.0", "compile_cache=null"]
+    fused = run_cli("jaxbp.train", *args, f"hydra.sweep.dir={tmp_path / 'fused'}", cwd=tmp_path)
+    assert fused.returncode == 0, fused.stderr[-2000:]
+    assert "Launching 16 jobs as 1 fused program(s)" in fused.stdout + fused.stderr
+    alone = run_cli("jaxbp.train", *args, "hydra/launcher=basic", f"hydra.sweep.dir={tmp_path / 'alone'}",
+                    cwd=tmp_path)
+    assert alone.returncode == 0, alone.stderr[-2000:]
+    a, b = (pd.read_csv(tmp_path / d / "sweep_seeds.csv") for d in ("fused", "alone"))
+    assert len(a) == len(b) == 96 and (a["attempts"] > 1).any()
+    np.testing.assert_allclose(a["final_loss"], b["final_loss"], rtol=1e-5)
+    assert (a["attempts"] == b["attempts"]).all() and (a["converged"] == b["converged"]).all()
