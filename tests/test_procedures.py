@@ -296,3 +296,16 @@ def test_new_traced_values_fuse_and_equal_their_jobs_run_alone(tmp_path):
     assert len(a) == len(b) == 96 and (a["attempts"] > 1).any()
     np.testing.assert_allclose(a["final_loss"], b["final_loss"], rtol=1e-5)
     assert (a["attempts"] == b["attempts"]).all() and (a["converged"] == b["converged"]).all()
+
+
+def test_seed_figure_draws_no_target_loss_under_another_criterion():
+    import pandas as pd
+
+    from jaxbp import figures
+
+    curve = pd.DataFrame({"epoch": [0, 10, 20], "loss": [0.2, 0.1, 0.05]})
+    units = {"output": np.array([[0.2], [0.8]]), "target": np.array([[0.0], [1.0]])}
+    margin = figures.seed_figure(curve, 20, None, None, units, "margin job")
+    loss = figures.seed_figure(curve, 20, 0.01, None, units, "loss job")
+    assert margin.axes[0].get_title() == "train loss" and not margin.axes[0].lines[1:]
+    assert loss.axes[0].get_title() == "train loss (dashed: target 0.01)" and len(loss.axes[0].lines) == 2
