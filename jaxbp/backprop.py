@@ -79,8 +79,9 @@ def output_delta(spec: Spec, y_hat: Array, y: Array, dead_zone=0.0, prime_offset
     if spec.output == "identity":
         return residual / n
     if spec.output == "sigmoid":
-        slope = y_hat * (1.0 - y_hat)
-        return residual * (slope + prime_offset if _on(prime_offset) else slope) / n
+        if _on(prime_offset):
+            return residual * (y_hat * (1.0 - y_hat) + prime_offset) / n
+        return residual * y_hat * (1.0 - y_hat) / n  # this association: earlier results, bit for bit
     # softmax Jacobian-vector product: diag(ŷ) r − ŷ (ŷ · r)
     return y_hat * (residual - model.ordered_sum(residual * y_hat, -1)[:, None]) / n
 

@@ -136,10 +136,14 @@ def _masks(state: MemberState):
 def _value_and_grad(setup: Setup, params, xb, yb, penalty, masks=None, conventions=(0.0, 0.0)):
     """``(data loss, ∂E/∂params)`` of ``E = data loss + penalty``, by hand (``grad=manual``)
     or by ``jax.grad``; ``conventions`` (Fahlman's) bend the hand-derived one."""
-    spec, (l1, l2) = setup.spec, penalty
-    if setup.cfg.grad == "manual":
+    spec, (l1, l2), cfg = setup.spec, penalty, setup.cfg
+    if cfg.grad == "manual":
+        # Off is decided by the config, not the value: the state's zeros are traced after
+        # init, and the backward must then be the plain one, operation for operation.
+        dead_zone = conventions[0] if cfg.error_dead_zone > 0 else 0.0
+        prime_offset = conventions[1] if cfg.sigmoid_prime_offset > 0 else 0.0
         data_loss, _, grads = backprop.backward_terms(spec, params, xb, yb, l1=l1, l2=l2, masks=masks,
-                                                      dead_zone=conventions[0], prime_offset=conventions[1])
+                                                      dead_zone=dead_zone, prime_offset=prime_offset)
         return data_loss, grads
 
     def objective(p):
