@@ -309,3 +309,18 @@ def test_seed_figure_draws_no_target_loss_under_another_criterion():
     loss = figures.seed_figure(curve, 20, 0.01, None, units, "loss job")
     assert margin.axes[0].get_title() == "train loss" and not margin.axes[0].lines[1:]
     assert loss.axes[0].get_title() == "train loss (dashed: target 0.01)" and len(loss.axes[0].lines) == 2
+
+
+def test_conventions_that_are_off_leave_the_backward_untouched(monkeypatch):
+    """Off means the plain backward, operation for operation (a traced zero would add
+    '+ 0' terms and move float32 results by an ulp): the engine must pass static zeros."""
+    seen = []
+    real = backprop.backward_terms
+
+    def spy(*args, **kwargs):
+        seen.append((kwargs.get("dead_zone"), kwargs.get("prime_offset")))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(backprop, "backward_terms", spy)
+    runner.run(_cfg(num_seeds=2, epochs=3, hidden=4))
+    assert seen and all(type(d) is float and d == 0 and type(p) is float and p == 0 for d, p in seen)
