@@ -30,6 +30,16 @@ Gradients of ``E = loss + l2 · ½ΣW² + l1 · Σ|W|``::
     ∂E/∂S   = xᵀ δ_L + l2 · S + l1 · sign(S)       shortcuts: z_L gains x S
 
 With ``reduction="sum"`` the ``1/n`` in every δ_L is dropped.
+
+Fahlman's (1988) two conventions, for ``mse`` (both 0 by default)::
+
+    error dead zone d:        r = ŷ − y, set to 0 where |ŷ − y| < d
+    sigmoid prime offset c:   every sigmoid unit's f′ becomes ŷ(1 − ŷ) + c (hidden: h(1 − h) + c)
+
+With a dead zone alone the update is still a gradient: of ½ Σ_{|r| ≥ d} r² (mean or sum),
+a loss that ignores small errors and jumps where |r| = d. With an offset it is in general
+the gradient of no loss at all: the chain rule is bent on purpose, so that saturated units
+(f′ ≈ 0) still learn. The reported loss stays the plain one.
 """
 
 from __future__ import annotations
@@ -49,17 +59,29 @@ DERIVATIVES = {
 }
 
 
-def output_delta(spec: Spec, y_hat: Array, y: Array) -> Array:
+def _on(value) -> bool:
+    """False for a static zero: a convention that is off costs nothing."""
+    return not (isinstance(value, (int, float)) and value == 0)
+
+
+def output_delta(spec: Spec, y_hat: Array, y: Array, dead_zone=0.0, prime_offset=0.0) -> Array:
     """``δ_L = ∂E/∂z_L`` for the spec's output/loss pair, shape ``(n, sizes[-1])``
-    (``n`` is 1 for ``reduction="sum"``: the deltas are then not averaged)."""
+    (``n`` is 1 for ``reduction="sum"``: the deltas are then not averaged); ``dead_zone``
+    and ``prime_offset`` are Fahlman's conventions (module docstring; ``mse`` only)."""
     n = y_hat.shape[0] if spec.reduction == "mean" else 1
     if spec.loss == "ce":
         return (y_hat * model.ordered_sum(y, -1)[:, None] - y) / n
-    if spec.loss == "bce" or spec.output == "identity":
+    if spec.loss == "bce":
         return (y_hat - y) / n
     residual = y_hat - y  # mse from here on
+    if _on(dead_zone):
+        residual = jnp.where(jnp.abs(residual) < dead_zone, 0.0, residual)
+    if spec.output == "identity":
+        return residual / n
     if spec.output == "sigmoid":
-        return residual * y_hat * (1.0 - y_hat) / n
+        if _on(prime_offset):
+            return residual * (y_hat * (1.0 - y_hat) + prime_offset) / n
+        return residual * y_hat * (1.0 - y_hat) / n  # this association: earlier results, bit for bit
     # softmax Jacobian-vector product: diag(ŷ) r − ŷ (ŷ · r)
     return y_hat * (residual - model.ordered_sum(residual * y_hat, -1)[:, None]) / n
 
@@ -85,17 +107,22 @@ def backward(
 
 
 def backward_terms(
-    spec: Spec, params: Params, x: Array, y: Array, l1: float = 0.0, l2: float = 0.0, masks=None
+    spec: Spec, params: Params, x: Array, y: Array, l1: float = 0.0, l2: float = 0.0, masks=None,
+    dead_zone=0.0, prime_offset=0.0,
 ) -> tuple[Array, Array, Params]:
     """Like :func:`backward`, with the loss split: ``(data_loss, penalty, grads)``.
 
     The engine records the data loss; returning it here saves recomputing the penalty.
     ``masks`` (:func:`jaxbp.model.unit_masks`) train a narrower network padded to
     ``spec``: ``h_l = f(z_l) ⊙ m_l`` and ``δ_l = (δ_{l+1} W_{l+1}ᵀ) ⊙ f′(z_l) ⊙ m_l``, so a
-    padded unit's weights in and out get zero gradient.
+    padded unit's weights in and out get zero gradient. ``dead_zone`` and ``prime_offset``
+    are Fahlman's conventions (module docstring); with either on, ``grads`` is the update
+    direction his simulator used, not ``∂E/∂params``.
     """
     model.check_inputs(spec, params, x, y)
     f_prime = DERIVATIVES[spec.activation]
+    if spec.activation == "sigmoid" and _on(prime_offset):
+        f_prime = lambda z, h: h * (1.0 - h) + prime_offset  # noqa: E731  Fahlman's flat-spot fix
 
     # Forward: every layer input h_{l-1} and pre-activation z_l.
     hs, zs = model.trace(spec, params, x, masks)
@@ -103,7 +130,7 @@ def backward_terms(
     data_loss = model.data_loss(spec, zs[-1], y)
 
     # Backward: δ_L, then δ_l = (δ_{l+1} W_{l+1}ᵀ) ⊙ f′(z_l).
-    delta = output_delta(spec, y_hat, y)
+    delta = output_delta(spec, y_hat, y, dead_zone, prime_offset)
     grads: Params = [None] * len(params)  # type: ignore[list-item]
     if spec.shortcuts:
         S = params[-1]["S"]

@@ -24,10 +24,10 @@ from jaxbp import spec as specs
 from jaxbp.checks import ConfigError, check_choice, check_int, check_real, require
 
 __all__ = ["ConfigError", "InitConfig", "RunConfig", "from_dict", "shape_key",
-           "result_values", "refusal"]
+           "result_values", "refusal", "criterion_phrase"]
 
 GRADS = ("manual", "autodiff")
-CRITERIA = ("loss", "margin", "fahlman")
+CRITERIA = ("loss", "margin", "fahlman", "rms", "tss")
 DTYPES = ("float32", "float64")
 KERNELS = ("auto", "xla", "pallas")  # what trains the epochs (jaxbp.pallas_train.choose)
 DISTRIBUTED = ("auto", "off")  # auto: join a multi-process job when the environment names one
@@ -75,16 +75,22 @@ class RunConfig:
     seed: int = 0
     epochs: int = 5000
     batch_size: Optional[int] = None  # null = full batch; else minibatches, reshuffled each epoch
+    shuffle: bool = True  # false: minibatches in the data's row order every epoch (PDP's per-pattern schedule)
     target_loss: float = 0.01  # criterion=loss: a seed converged when its train loss <= target_loss
     criterion: str = "loss"  # loss | margin (every output within `margin` of its target) | fahlman (40-20-40)
     margin: float = 0.5  # criterion=margin: Rumelhart et al.'s |output − target| < margin for every pattern
+    target_rms: float = 0.1  # criterion=rms: √(mean over rows and outputs of (output − target)²) <= this
+    target_tss: float = 0.04  # criterion=tss: Σ over rows and outputs of (output − target)² <= this (PDP's rule)
     loss_reduction: str = "mean"  # mean over rows | sum (1980s papers: their lr is ours × rows)
     shortcuts: bool = False  # weights from the inputs straight to the output layer
     log_every: int = 10  # loss-curve sampling interval, in epochs
     grad: str = "manual"  # manual (jaxbp.backprop) | autodiff (jax.grad)
     l1: float = 0.0  # penalty l1·Σ|W| (weights only)
     l2: float = 0.0  # penalty l2·½ΣW² (weights only)
+    error_dead_zone: float = 0.0  # Fahlman: output errors |ŷ − y| below this count as zero (mse, grad=manual)
+    sigmoid_prime_offset: float = 0.0  # Fahlman: added to every sigmoid unit's f′ in the backward (mse, grad=manual)
     patience: Optional[int] = None  # early stopping on the test loss (needs a test split)
+    restart_after: Optional[int] = None  # restart a seed from fresh weights after this many epochs unsolved; null = off
     curve_seeds: int = 100  # how many seeds' loss curves are kept
     dtype: str = "float32"  # float32 | float64
     progress: bool = True  # progress bar on a terminal
@@ -116,9 +122,16 @@ class RunConfig:
         check_int("epochs", self.epochs, 1, MAX_EPOCHS)
         if self.batch_size is not None:
             check_int("batch_size", self.batch_size, 1, allowed="null (full batch) or an integer >= 1")
+            require(not getattr(self.optim, "full_batch_only", False), "batch_size", self.batch_size,
+                    f"null: optim={self.optim.name} is a batch method (it compares successive "
+                    "gradients of the same error)")
+        # shuffle=false with full batch is accepted: one batch of every row has no order to fix.
+        require(isinstance(self.shuffle, bool), "shuffle", self.shuffle, "true or false")
         check_real("target_loss", self.target_loss, 0.0)
         check_choice("criterion", self.criterion, CRITERIA)
         check_real("margin", self.margin, 0.0, low_open=True)
+        check_real("target_rms", self.target_rms, 0.0)
+        check_real("target_tss", self.target_tss, 0.0)
         check_choice("loss_reduction", self.loss_reduction, specs.REDUCTIONS)
         require(not (self.shortcuts and self.depth == 0), "shortcuts", self.shortcuts,
                 "shortcuts connect the inputs to the output past hidden layers: set depth >= 1")
@@ -126,10 +139,26 @@ class RunConfig:
         check_choice("grad", self.grad, GRADS)
         check_real("l1", self.l1, 0.0)
         check_real("l2", self.l2, 0.0)
+        for key in ("error_dead_zone", "sigmoid_prime_offset"):
+            value = getattr(self, key)
+            check_real(key, value, 0.0)
+            if value > 0:
+                require(self.loss == "mse", key, value, f"0 with loss={self.loss}: Fahlman's conventions "
+                        "bend the mse backward (bce and ce have no f′ to offset)")
+                require(self.grad == "manual", key, value,
+                        "0 with grad=autodiff: it lives in the hand-derived backward (grad=manual)")
+        require(self.sigmoid_prime_offset == 0 or "sigmoid" in (self.activation, self.output),
+                "sigmoid_prime_offset", self.sigmoid_prime_offset, "0: this network has no sigmoid unit")
         if self.patience is not None:
             check_int("patience", self.patience, 1, allowed="null (off) or an integer >= 1")
             require(self.data.test_fraction > 0, "patience", self.patience,
                     "early stopping watches the test loss: set data.test_fraction > 0")
+        if self.restart_after is not None:
+            check_int("restart_after", self.restart_after, 1, self.epochs - 1,
+                      allowed=f"null (off) or an integer in [1, {self.epochs - 1}]: "
+                              "epochs is the budget of all attempts")
+            require(self.patience is None, "restart_after", self.restart_after,
+                    "null with patience: early stopping watches one attempt's test loss")
         check_int("curve_seeds", self.curve_seeds, 0)
         points = min(self.curve_seeds, self.num_seeds) * (self.blocks + 1)
         require(points <= MAX_CURVE_POINTS, "curve_seeds", self.curve_seeds,
@@ -228,9 +257,27 @@ def shape_key(cfg: RunConfig) -> RunConfig:
     if cfg.kernel == "pallas":
         traced = [k for k in cfg.optim.hyperparams() if k == "momentum"]
         return dataclasses.replace(cfg, **blank, optim=dataclasses.replace(cfg.optim, **{k: 0.5 for k in traced}))
-    optim = dataclasses.replace(cfg.optim, **{k: 0.5 for k in cfg.optim.hyperparams()})
-    return dataclasses.replace(cfg, **blank, target_loss=0.0, margin=0.5, l1=float(cfg.l1 > 0),
+    defaults = type(cfg.optim)().hyperparams()  # valid for every option (0.5 is no Rprop η⁺)
+    optim = dataclasses.replace(cfg.optim, **defaults)
+    return dataclasses.replace(cfg, **blank, target_loss=0.0, margin=0.5, target_rms=0.0, target_tss=0.0,
+                               l1=float(cfg.l1 > 0), error_dead_zone=float(cfg.error_dead_zone > 0),
+                               sigmoid_prime_offset=float(cfg.sigmoid_prime_offset > 0),
                                l2=float(cfg.l2 > 0), optim=optim)
+
+
+def criterion_phrase(values: Mapping[str, Any]) -> str:
+    """What meeting a job's criterion means, in its own terms, from a config's values
+    (``dataclasses.asdict(cfg)`` or ``summary.json``'s ``config``)."""
+    criterion = values.get("criterion", "loss")
+    if criterion == "margin":
+        return f"every output within {values.get('margin', 0.5):g} of its target"
+    if criterion == "fahlman":
+        return "every output right by Fahlman's 40-20-40 rule"
+    if criterion == "rms":
+        return f"RMS error ≤ {values.get('target_rms', float('nan')):g}"
+    if criterion == "tss":
+        return f"total sum of squares ≤ {values.get('target_tss', float('nan')):g}"
+    return f"train loss ≤ {values.get('target_loss', float('nan')):g}"
 
 
 def refusal(err: ConfigError, job: str = "") -> str:

@@ -11,7 +11,7 @@ classes, and one-hot columns for more classes or for ``ce``. No JAX here.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar, NamedTuple, Optional
+from typing import ClassVar, List, NamedTuple, Optional  # noqa: UP035 (OmegaConf reads List[...])
 
 import numpy as np
 
@@ -41,6 +41,7 @@ class DataOption:
     test_fraction: float = 0.0  # share of rows held out as the test split
     seed: int = 0  # fixes the split and any generated data, independently of training seeds
     standardize: bool = False  # zero mean, unit variance, fitted on the train split only
+    targets: Optional[List[float]] = None  # noqa: UP006 - [low, high]: class targets 0/1 become these (e.g. [0.1, 0.9])
 
     def __post_init__(self):
         own = self.own_name()
@@ -48,6 +49,13 @@ class DataOption:
         check_real("data.test_fraction", self.test_fraction, 0.0, 1.0)
         # scikit-learn's generators take a 32-bit seed.
         check_int("data.seed", self.seed, 0, 2**32 - 1)
+        if self.targets is not None:
+            pair = tuple(self.targets)
+            # Accuracy and the 40-20-40 rule split outputs at 0.5, so the pair must straddle it.
+            require(len(pair) == 2 and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in pair)
+                    and 0 <= pair[0] < 0.5 < pair[1] <= 1, "data.targets", self.targets,
+                    "null or [low, high] with 0 <= low < 0.5 < high <= 1, e.g. [0.1, 0.9]")
+            object.__setattr__(self, "targets", tuple(float(v) for v in pair))  # hashable, like the rest
 
     @classmethod
     def own_name(cls) -> str:
@@ -60,7 +68,7 @@ class DataOption:
     def load(self, loss: str = "mse") -> Dataset:
         """Loads, encodes, splits (by ``seed``) and standardises (train statistics)."""
         x, y, classes = self.arrays()
-        return split(self, x, encode_targets(y, classes, loss), classes)
+        return split(self, x, scale_targets(self, encode_targets(y, classes, loss), classes, loss), classes)
 
 
 @dataclass(frozen=True)
@@ -267,6 +275,17 @@ def encode_targets(y: np.ndarray, classes: bool, loss: str) -> np.ndarray:
     if len(labels) == 2 and loss != "ce":
         return (index == 1).astype(np.float64)[:, None]  # the larger label is class 1
     return np.eye(len(labels))[index]
+
+
+def scale_targets(cfg: DataOption, y: np.ndarray, classes: bool, loss: str) -> np.ndarray:
+    """Encoded 0/1 class targets mapped to ``cfg.targets = (low, high)``: y ← low + (high − low)·y."""
+    if cfg.targets is None:
+        return y
+    require(classes, "data.targets", list(cfg.targets), "null: these targets are real-valued, not 0/1 classes")
+    require(loss != "ce", "data.targets", list(cfg.targets),
+            "null with loss=ce (its targets are probabilities that sum to 1)")
+    low, high = cfg.targets
+    return low + (high - low) * y
 
 
 def split(cfg: DataOption, x: np.ndarray, y: np.ndarray, classes: bool) -> Dataset:

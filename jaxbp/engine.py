@@ -41,13 +41,16 @@ Hyper = dict  # name -> scalar (one member) or (members,) array
 
 # Traced values besides the optimiser's own (optim.OptimOption.hyperparams). `hidden` is a
 # member's live width inside a program padded to a wider one (make_program(masked=True)).
-MEMBER_KEYS = ("learning_rate", "l1", "l2", "target_loss", "margin", "init_scale", "hidden")
+MEMBER_KEYS = ("learning_rate", "l1", "l2", "target_loss", "margin", "target_rms", "target_tss", "init_scale",
+               "hidden", "error_dead_zone", "sigmoid_prime_offset")
 
 
 def member_hyper(cfg: RunConfig) -> dict[str, float]:
     """A job's traced hyperparameters, by the names the program uses."""
     return {"learning_rate": cfg.lr, "l1": cfg.l1, "l2": cfg.l2, "target_loss": cfg.target_loss,
-            "margin": cfg.margin, "init_scale": cfg.init.scale, "hidden": cfg.hidden,
+            "margin": cfg.margin, "target_rms": cfg.target_rms, "target_tss": cfg.target_tss,
+            "init_scale": cfg.init.scale, "hidden": cfg.hidden, "error_dead_zone": cfg.error_dead_zone,
+            "sigmoid_prime_offset": cfg.sigmoid_prime_offset,
             **cfg.optim.hyperparams()}
 
 
@@ -58,8 +61,11 @@ class MemberState(NamedTuple):
     opt_state: Any  # optax InjectHyperparamsState: holds the lr and optimiser numbers
     shuffle_key: Array  # minibatch order: fold_in(shuffle_key, epoch)
     penalty: tuple  # (l1, l2)
+    conventions: tuple  # (error_dead_zone, sigmoid_prime_offset): Fahlman's, in the backward
     target_loss: Array  # criterion=loss
     margin: Array  # criterion=margin
+    target_rms: Array  # criterion=rms
+    target_tss: Array  # criterion=tss
     masks: tuple  # per hidden layer, 0/1 for live units; () unless the program is padded
     epochs_to_target: Array  # int32; -1 until the train loss first reaches target_loss
     diverged: Array  # bool
@@ -68,6 +74,9 @@ class MemberState(NamedTuple):
     best_params: Any  # params at the best test loss (early stopping), else ()
     best_test_loss: Array
     bad_epochs: Array  # int32: epochs since the test loss last improved
+    attempts: Array  # int32: 1 + restarts so far (restart_after)
+    attempt_start: Array  # int32: the epoch the current attempt began at
+    redraw: tuple  # (init key, init scale, live width) to draw a restart's weights; () without restarts
 
 
 class Program(NamedTuple):
@@ -126,12 +135,17 @@ def _masks(state: MemberState):
     return state.masks or None
 
 
-def _value_and_grad(setup: Setup, params, xb, yb, penalty, masks=None):
+def _value_and_grad(setup: Setup, params, xb, yb, penalty, masks=None, conventions=(0.0, 0.0)):
     """``(data loss, ∂E/∂params)`` of ``E = data loss + penalty``, by hand (``grad=manual``)
-    or by ``jax.grad``."""
-    spec, (l1, l2) = setup.spec, penalty
-    if setup.cfg.grad == "manual":
-        data_loss, _, grads = backprop.backward_terms(spec, params, xb, yb, l1=l1, l2=l2, masks=masks)
+    or by ``jax.grad``; ``conventions`` (Fahlman's) bend the hand-derived one."""
+    spec, (l1, l2), cfg = setup.spec, penalty, setup.cfg
+    if cfg.grad == "manual":
+        # Off is decided by the config, not the value: the state's zeros are traced after
+        # init, and the backward must then be the plain one, operation for operation.
+        dead_zone = conventions[0] if cfg.error_dead_zone > 0 else 0.0
+        prime_offset = conventions[1] if cfg.sigmoid_prime_offset > 0 else 0.0
+        data_loss, _, grads = backprop.backward_terms(spec, params, xb, yb, l1=l1, l2=l2, masks=masks,
+                                                      dead_zone=dead_zone, prime_offset=prime_offset)
         return data_loss, grads
 
     def objective(p):
@@ -153,28 +167,64 @@ def _penalty(setup: Setup, hyper: Hyper) -> tuple:
                  for k, on in (("l1", cfg.l1 > 0), ("l2", cfg.l2 > 0)))
 
 
+def _conventions(setup: Setup, hyper: Hyper) -> tuple:
+    """Traced (error_dead_zone, sigmoid_prime_offset), each a static zero when off."""
+    cfg = setup.cfg
+    return tuple(jnp.asarray(hyper[k], setup.dtype) if getattr(cfg, k) > 0 else 0.0
+                 for k in ("error_dead_zone", "sigmoid_prime_offset"))
+
+
 def _init(setup: Setup, key: Array, hyper: Hyper, params: model.Params | None = None) -> MemberState:
     """A member's starting state from its key and hyperparameters (``params``, if given,
     replace the drawn initial weights)."""
     cfg = setup.cfg
     init_key, shuffle_key = jax.random.split(key)
     live = [hyper["hidden"]] * cfg.depth if setup.masked else None
+    scale = jnp.asarray(hyper["init_scale"], setup.dtype)
     if params is None:
-        scale = jnp.asarray(hyper["init_scale"], setup.dtype)
-        params = model.init(setup.spec, init_key, cfg.init.scheme, scale, cfg.init.bias, setup.dtype, live)
+        params = _draw(setup, init_key, scale, hyper["hidden"])
     params = jax.tree.map(lambda leaf: jnp.asarray(leaf, setup.dtype), params)
-    opt_state = optimizers.with_hyperparams(setup.tx.init(params), {
+    opt_state = optimizers.init_state(cfg.optim, params, {
         k: jnp.asarray(v, setup.dtype) for k, v in hyper.items() if k not in MEMBER_KEYS[1:]})
     int_minus_one = jnp.array(-1, jnp.int32)
     return MemberState(
         params=params, opt_state=opt_state, shuffle_key=shuffle_key,
-        penalty=_penalty(setup, hyper), target_loss=jnp.asarray(hyper["target_loss"], setup.dtype),
+        penalty=_penalty(setup, hyper), conventions=_conventions(setup, hyper),
+        target_loss=jnp.asarray(hyper["target_loss"], setup.dtype),
         margin=jnp.asarray(hyper["margin"], setup.dtype),
+        target_rms=jnp.asarray(hyper["target_rms"], setup.dtype),
+        target_tss=jnp.asarray(hyper["target_tss"], setup.dtype),
         masks=tuple(model.unit_masks(setup.spec, live, setup.dtype)) if live else (),
         epochs_to_target=int_minus_one, diverged=jnp.array(False), stopped=jnp.array(False),
         stopped_epoch=int_minus_one, best_params=params if cfg.patience is not None else (),
         best_test_loss=jnp.array(jnp.inf, setup.dtype), bad_epochs=jnp.array(0, jnp.int32),
+        attempts=jnp.array(1, jnp.int32), attempt_start=jnp.array(0, jnp.int32),
+        redraw=(init_key, scale, jnp.asarray(hyper["hidden"])) if cfg.restart_after is not None else (),
     )
+
+
+def _draw(setup: Setup, key: Array, scale, hidden) -> model.Params:
+    """Fresh weights from ``key``, for a member of live width ``hidden`` when padded."""
+    cfg = setup.cfg
+    live = [hidden] * cfg.depth if setup.masked else None
+    return model.init(setup.spec, key, cfg.init.scheme, scale, cfg.init.bias, setup.dtype, live)
+
+
+def _restart(setup: Setup, state: MemberState, epoch) -> MemberState:
+    """Starts a fresh attempt for a member whose current one has run ``restart_after``
+    epochs without meeting the criterion: new weights from ``fold_in(init key, attempt)``
+    (attempt 1 used the init key itself), so they depend on the seed and the attempt
+    number alone, and a fresh optimiser state with the member's own hyperparameters.
+    Diverged or early-stopped members are frozen, not restarted."""
+    due = ((state.epochs_to_target < 0) & ~state.diverged & ~state.stopped
+           & (epoch - state.attempt_start >= setup.cfg.restart_after))
+    init_key, scale, hidden = state.redraw
+    fresh = _draw(setup, jax.random.fold_in(init_key, state.attempts), scale, hidden)
+    fresh_opt = optimizers.init_state(setup.cfg.optim, fresh, state.opt_state.hyperparams)
+    return state._replace(
+        params=_tree_where(due, fresh, state.params), opt_state=_tree_where(due, fresh_opt, state.opt_state),
+        attempts=state.attempts + due.astype(jnp.int32),
+        attempt_start=jnp.where(due, jnp.asarray(epoch, jnp.int32), state.attempt_start))
 
 
 def _descend(setup: Setup, state: MemberState, epoch):
@@ -182,19 +232,23 @@ def _descend(setup: Setup, state: MemberState, epoch):
     cfg, x, y, tx = setup.cfg, setup.x, setup.y, setup.tx
     params, opt_state = state.params, state.opt_state
     if cfg.batch_size is None:
-        loss, grads = _value_and_grad(setup, params, x, y, state.penalty, _masks(state))
+        loss, grads = _value_and_grad(setup, params, x, y, state.penalty, _masks(state), state.conventions)
         updates, opt_state = tx.update(grads, opt_state, params)
         return optax.apply_updates(params, updates), opt_state, loss
-    # Minibatches: a fresh permutation per epoch; the n % batch_size rows left over
-    # wait for a later epoch, so every step sees a full, static-shaped batch.
+    # Minibatches: a fresh permutation per epoch (or, with shuffle=false, the data's own row
+    # order; config.check_fits then asks batch_size to divide n); the n % batch_size rows
+    # left over wait for a later epoch, so every step sees a full, static-shaped batch.
     n_train = x.shape[0]
     steps = n_train // cfg.batch_size
-    order = jax.random.permutation(jax.random.fold_in(state.shuffle_key, epoch), n_train)
+    if cfg.shuffle:
+        order = jax.random.permutation(jax.random.fold_in(state.shuffle_key, epoch), n_train)
+    else:
+        order = jnp.arange(n_train)
     batches = order[: steps * cfg.batch_size].reshape(steps, cfg.batch_size)
 
     def minibatch(carry, rows):
         p, s = carry
-        _, grads = _value_and_grad(setup, p, x[rows], y[rows], state.penalty, _masks(state))
+        _, grads = _value_and_grad(setup, p, x[rows], y[rows], state.penalty, _masks(state), state.conventions)
         updates, s = tx.update(grads, s, p)
         return (optax.apply_updates(p, updates), s), None
 
@@ -209,7 +263,10 @@ def criterion_met(setup: Setup, state: MemberState, params, loss) -> Array:
     - ``margin``: every output of every training row within ``margin`` of its target
       (Rumelhart, Hinton & Williams count a pattern learned so, with margin 0.5);
     - ``fahlman``: the 40-20-40 rule on the 0..1 output range: a target of 1 needs an output
-      above 0.6, a target of 0 one below 0.4, for every output of every row.
+      above 0.6, a target of 0 one below 0.4, for every output of every row;
+    - ``tss``: ``Σ_i Σ_k (ŷ_ik − y_ik)² <= target_tss`` over the n training rows and k
+      outputs (the PDP software's total sum of squares);
+    - ``rms``: ``√(tss / (n·k)) <= target_rms``, tested as ``tss <= n·k·target_rms²``.
     """
     criterion = setup.cfg.criterion
     if criterion == "loss":
@@ -217,6 +274,11 @@ def criterion_met(setup: Setup, state: MemberState, params, loss) -> Array:
     y_hat = model.forward(setup.spec, params, setup.x, _masks(state))
     if criterion == "margin":
         return jnp.all(jnp.abs(y_hat - setup.y) < state.margin)
+    if criterion in ("rms", "tss"):
+        tss = model.total((y_hat - setup.y) ** 2)
+        if criterion == "tss":
+            return tss <= state.target_tss
+        return tss <= setup.y.size * state.target_rms**2
     return jnp.all(jnp.where(setup.y > 0.5, y_hat > 0.6, y_hat < 0.4))
 
 
@@ -236,6 +298,13 @@ def _early_stopping(setup: Setup, state: MemberState, epoch) -> MemberState:
 
 
 def _step(setup: Setup, state: MemberState, epoch: Array):
+    every = setup.cfg.restart_after
+    if every is not None:
+        # Attempts start at 0, N, 2N, ... (a restart is due exactly N epochs into one), so
+        # drawing fresh weights is skipped in the other epochs: `epoch` is not batched over
+        # members, so under vmap this stays a branch and costs nothing then.
+        state = jax.lax.cond((epoch % every == 0) & (epoch > 0), lambda s: _restart(setup, s, epoch),
+                             lambda s: s, state)
     new_params, new_opt, loss = _descend(setup, state, epoch)
     reached = criterion_met(setup, state, state.params, loss) & (state.epochs_to_target < 0)
     state = state._replace(
@@ -271,6 +340,7 @@ def _finalize(setup: Setup, state: MemberState, epochs):
         "converged": met & ~state.diverged,
         "diverged": state.diverged,
         "stopped_epoch": state.stopped_epoch,
+        "attempts": state.attempts,
     }
     return params, metrics
 

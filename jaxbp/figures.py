@@ -328,13 +328,15 @@ def decision_boundaries(x: np.ndarray, y: np.ndarray, surfaces: dict[str, np.nda
 
 
 # ---------------------------------------------------------------- one network
-def seed_figure(curve: pd.DataFrame | None, epochs: int, target: float, boundary: dict | None,
+def seed_figure(curve: pd.DataFrame | None, epochs: int, target: float | None, boundary: dict | None,
                 units: dict, title: str):
     """One seed: its loss curve (or why there is none), its decision boundary on 2-D data,
     and its hidden units.
 
     Args:
         curve: ``epoch, loss`` rows, or ``None`` when the seed's curve was not kept.
+        target: the target loss drawn dashed, or ``None`` when the job's criterion is not
+            on the loss (margin, fahlman, rms, tss).
         boundary: ``decision_boundaries``' arguments for this seed (``x, y, surface, gx, gy,
             targets``), or ``None`` for inputs that are not 2-D.
         units: ``{"W": (2, h), "b": (h,), "x", "y", "targets"}`` to draw each first-layer
@@ -374,6 +376,9 @@ def _seed_curve(ax, curve, epochs: int, target: float):
     if curve["epoch"].max() < epochs:
         ax.plot(curve["epoch"].iloc[-1], losses[-1], "x", color="tab:red", label="early stopped")
         ax.legend(fontsize=8)
+    if target is None:  # the job's criterion is not on the loss: no line to draw
+        ax.set(yscale="log", xlabel="epoch", ylabel="train loss (log scale)", title="train loss")
+        return
     ax.axhline(target, color="k", linestyle="--", linewidth=1)
     ax.set(yscale="log", xlabel="epoch", ylabel="train loss (log scale)",
            title=f"train loss (dashed: target {target:g})")

@@ -171,7 +171,8 @@ def train_group(jobs: list[Job]) -> bool:
     timing = jobs_.Timing(result.wall_s, result.compile_s, len(jobs))
     for job, rows in zip(jobs, members):
         own = result if job.plan.cfg.hidden == first.hidden else result._replace(
-            params=unpad(result.params, job.plan.cfg.hidden))
+            params=unpad(result.params, job.plan.cfg.hidden),
+            initial_params=result.initial_params and unpad(result.initial_params, job.plan.cfg.hidden))
         jobs_.write(job.dir, job.plan, own, rows, list(job.overrides), job.num, timing)
     return True
 

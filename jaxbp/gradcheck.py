@@ -44,13 +44,59 @@ def make_batch(spec: model.Spec, key: jax.Array, batch: int):
     return x, y
 
 
+def _offset_sigmoid(offset):
+    """σ, whose derivative is declared ``σ(1 − σ) + offset`` (Fahlman's prime offset)."""
+
+    @jax.custom_jvp
+    def sigmoid(z):
+        return jax.nn.sigmoid(z)
+
+    @sigmoid.defjvp
+    def _(primals, tangents):
+        s = jax.nn.sigmoid(primals[0])
+        return s, (s * (1.0 - s) + offset) * tangents[0]
+
+    return sigmoid
+
+
+def bent_loss(spec: model.Spec, params, x, y, dead_zone=0.0, prime_offset=0.0, l1=0.0, l2=0.0, masks=None):
+    """An mse whose ``jax.grad`` is the update Fahlman's conventions make, written apart
+    from :mod:`jaxbp.backprop`: its sigmoids declare the derivative f′ + ``prime_offset``
+    (``jax.custom_jvp``), and a row-output's squared error counts only where
+    ``|ŷ − y| >= dead_zone`` (a 0/1 mask, constant away from the edge ``|ŷ − y| = dead_zone``)."""
+    sigmoid = _offset_sigmoid(prime_offset)
+    act = sigmoid if spec.activation == "sigmoid" else model.ACTIVATIONS[spec.activation]
+    h = x
+    for l, layer in enumerate(params):
+        z = h @ layer["W"] + layer["b"][None, :]
+        if l < len(params) - 1:
+            h = act(z) if masks is None else act(z) * masks[l][None, :]
+    if spec.shortcuts:
+        z = z + x @ params[-1]["S"]
+    y_hat = sigmoid(z) if spec.output == "sigmoid" else model.OUTPUTS[spec.output](z)
+    residual = y_hat - y
+    kept = jax.lax.stop_gradient((jnp.abs(residual) >= dead_zone).astype(residual.dtype))
+    n = x.shape[0] if spec.reduction == "mean" else 1
+    return 0.5 * jnp.sum(kept * residual**2) / n + model.penalty(params, l1, l2)
+
+
+def _off_the_edge(spec, params, x, y, dead_zone, masks):
+    """Targets moved 0.05 further from any output whose error is within 0.02 of the dead
+    zone's edge, where the bent loss jumps and has no gradient."""
+    residual = model.forward(spec, params, x, masks) - y
+    near = jnp.abs(jnp.abs(residual) - dead_zone) < 0.02
+    return jnp.where(near, y - 0.05 * jnp.sign(residual), y)
+
+
 def compare(spec: model.Spec, key: jax.Array, batch: int = 5, l1: float = 0.0, l2: float = 0.0,
-            live=None):
+            live=None, dead_zone: float = 0.0, prime_offset: float = 0.0):
     """Per-layer errors of ``backprop.backward`` against ``jax.grad(model.loss)``.
 
     Runs in JAX's default precision; call it under ``jax.enable_x64(True)`` for float64.
     With ``live`` (a live width per hidden layer), the network is a narrower one padded to
-    ``spec`` and both gradients run with its unit masks.
+    ``spec`` and both gradients run with its unit masks. With Fahlman's ``dead_zone`` or
+    ``prime_offset`` (mse only) the reference is ``jax.grad`` of :func:`bent_loss`, on
+    targets kept off the dead zone's edge.
 
     Returns:
         A list of ``(layer, max_abs_error, max_rel_error)``, one per weight layer, where a
@@ -60,8 +106,15 @@ def compare(spec: model.Spec, key: jax.Array, batch: int = 5, l1: float = 0.0, l
     params = model.init(spec, pkey, scheme="normal", scale=1.0, bias="same", live=live)
     masks = None if live is None else model.unit_masks(spec, live, params[0]["W"].dtype)
     x, y = make_batch(spec, dkey, batch)
-    _, _, manual = backprop.backward_terms(spec, params, x, y, l1=l1, l2=l2, masks=masks)
-    auto = jax.grad(lambda p: model.loss(spec, p, x, y, l1=l1, l2=l2, masks=masks))(params)
+    bent = bool(dead_zone or prime_offset)
+    if bent:
+        y = _off_the_edge(spec, params, x, y, dead_zone, masks)
+    _, _, manual = backprop.backward_terms(spec, params, x, y, l1=l1, l2=l2, masks=masks, dead_zone=dead_zone,
+                                           prime_offset=prime_offset)
+    if bent:
+        auto = jax.grad(lambda p: bent_loss(spec, p, x, y, dead_zone, prime_offset, l1, l2, masks))(params)
+    else:
+        auto = jax.grad(lambda p: model.loss(spec, p, x, y, l1=l1, l2=l2, masks=masks))(params)
     rows = []
     for layer, (m, a) in enumerate(zip(manual, auto)):
         diff = max(float(jnp.max(jnp.abs(m[k] - a[k]))) for k in a)  # W, b and shortcuts S
@@ -110,22 +163,28 @@ def _cases(specs):
     import dataclasses
 
     for spec in specs:
-        yield spec, None
+        yield spec, None, {}
         hidden = spec.sizes[1:-1]
         if hidden and min(hidden) > 1:
-            yield spec, [w - 1 for w in hidden]
+            yield spec, [w - 1 for w in hidden], {}
         if hidden:
-            yield dataclasses.replace(spec, shortcuts=True, reduction="sum"), None
+            yield dataclasses.replace(spec, shortcuts=True, reduction="sum"), None, {}
+        if spec.loss == "mse" and "sigmoid" in (spec.activation, spec.output):
+            yield spec, None, FAHLMAN  # his dead zone and prime offset (a wider zone, so it bites)
+
+
+FAHLMAN = {"dead_zone": 0.3, "prime_offset": 0.1}
 
 
 def _report(specs, args) -> int:
     key = jax.random.PRNGKey(args.seed)
     print(f"{'spec':<44} {'layer':>5} {'max abs err':>12} {'max rel err':>12}")
     worst, count = 0.0, 0
-    for spec, live in _cases(specs):
+    for spec, live, bent in _cases(specs):
         count += 1
-        rows = compare(spec, key, args.batch, args.l1, args.l2, live)
+        rows = compare(spec, key, args.batch, args.l1, args.l2, live, **bent)
         name = _describe(spec) + ("" if live is None else f" masked to {'-'.join(map(str, live))}")
+        name += " dead zone, f′ offset" if bent else ""
         shown = rows if args.verbose else [max(rows, key=lambda row: row[2])]
         for layer, abs_err, rel_err in shown:
             flag = "" if rel_err <= args.tol else "  FAIL"

@@ -42,6 +42,7 @@ def summary_for(plan: Plan, result, overrides: list[str], job_num: int | None,
     cfg, dataset, sizes = plan.cfg, plan.dataset, plan.spec.sizes
     return {
         "config": config.result_values(cfg) | {k: getattr(cfg, k) for k in config.COSMETIC_KEYS},
+        "success_criterion": config.criterion_phrase(config.result_values(cfg)),
         "overrides": overrides,
         "job_num": job_num,
         "spec": list(sizes),
@@ -62,6 +63,14 @@ def _pct(value) -> str:
     return f"{100 * value:.1f}%"
 
 
+def success_words(cfg: dict[str, Any]) -> str:
+    """What a converged seed did, in the job's criterion's own terms."""
+    if cfg.get("criterion", "loss") == "loss":
+        return f"reached loss ≤ {cfg['target_loss']:g}"  # the line's wording since the first release
+    verb = "had" if cfg["criterion"] in ("margin", "fahlman") else "reached"
+    return f"{verb} {config.criterion_phrase(cfg)}"
+
+
 def describe(summary: dict[str, Any], job_dir: Path) -> str:
     """The one-line summary printed at the end of a job, from its ``summary.json`` alone."""
     cfg = summary["config"]
@@ -70,7 +79,7 @@ def describe(summary: dict[str, Any], job_dir: Path) -> str:
     low, high = summary["success_ci_low"], summary["success_ci_high"]
     parts = [f"{n} seed{'s' if n != 1 else ''}, {cfg['data']['name']} {sizes}, "
              f"{cfg['optim']['name']} lr={cfg['lr']:g}, {cfg['epochs']} epochs: "
-             f"{_pct(summary['success_rate'])} reached loss ≤ {cfg['target_loss']:g} "
+             f"{_pct(summary['success_rate'])} {success_words(cfg)} "
              f"(95% CI {100 * low:.1f}–{100 * high:.1f}%)"]
     median = summary.get("epochs_to_target_km_median")
     if median is not None and not (isinstance(median, float) and math.isnan(median)):
@@ -117,12 +126,18 @@ def write(job_dir: Path, plan: Plan, result, members, overrides: list[str], job_
     summary["line"] = describe(summary, Path(job_dir))
     params = {"seed": np.asarray(result.seeds)[members]}
     if plan.cfg.save_params:  # else the seeds only, so the file still vouches for them
-        params |= {f"{name}{layer}": np.asarray(leaf)[members]
-                   for layer, layer_params in enumerate(result.params) for name, leaf in layer_params.items()}
+        params |= _arrays(result.params, members)
+        params |= _arrays(getattr(result, "initial_params", None) or [], members, results.INITIAL)
     data = {k: getattr(plan.dataset, k) for k in ("x_train", "y_train", "x_test", "y_test")}
     results.JobDir(job_dir).write(seeds, results.curves_frame(result, members), params, data,
                                   summary, plan.vouches())
     return summary["line"]
+
+
+def _arrays(params: list, members: np.ndarray, prefix: str = "") -> dict[str, np.ndarray]:
+    """``params.npz``'s arrays: ``W0, b0, ...`` (with ``prefix``) of the ``members``."""
+    return {f"{prefix}{name}{layer}": np.asarray(leaf)[members]
+            for layer, layer_params in enumerate(params) for name, leaf in layer_params.items()}
 
 
 def stored_line(job_dir: Path) -> str:

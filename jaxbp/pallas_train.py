@@ -39,6 +39,10 @@ def unsupported(cfg: RunConfig, spec, n_rows: int, n_features: int) -> str:
     ``n_features`` data); ``""`` when it can."""
     ok, why = pallas_kernel.supports(spec, n_rows, n_features, cfg.optim.name, cfg.batch_size,
                                      criterion=cfg.criterion, patience=cfg.patience)
+    if ok and cfg.restart_after is not None:
+        return "restarts (restart_after): the kernel trains one attempt per seed"
+    if ok and (cfg.error_dead_zone > 0 or cfg.sigmoid_prime_offset > 0):
+        return "error_dead_zone or sigmoid_prime_offset: the kernel's backward is the plain gradient"
     return "" if ok else why
 
 

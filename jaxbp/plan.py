@@ -154,6 +154,9 @@ def check_fits(cfg: config.RunConfig, dataset: datasets.Dataset) -> specs.Spec:
     if cfg.batch_size is not None:
         require(cfg.batch_size <= n_train, "batch_size", cfg.batch_size,
                 f"null (full batch) or at most the {n_train} training rows")
+        require(cfg.shuffle or n_train % cfg.batch_size == 0, "batch_size", cfg.batch_size,
+                f"with shuffle=false, a divisor of the {n_train} training rows (the rows left over "
+                "would never be seen)")
     require(not (cfg.output == "softmax" and n_out < 2), "output", cfg.output,
             "softmax needs two or more outputs; these targets have one column "
             "(for two classes use output=sigmoid, or loss=ce, which one-hot encodes them)")
@@ -162,11 +165,10 @@ def check_fits(cfg: config.RunConfig, dataset: datasets.Dataset) -> specs.Spec:
     except ValueError as err:
         raise ConfigError("hidden", cfg.hidden, str(err)) from None
     if cfg.kernel == "pallas":
-        from jaxbp import pallas_kernel
+        from jaxbp import pallas_train
 
-        ok, why = pallas_kernel.supports(spec, n_train, n_in, cfg.optim.name, cfg.batch_size,
-                                         criterion=cfg.criterion, patience=cfg.patience)
-        require(ok, "kernel", cfg.kernel, f"kernel=xla or auto: the Pallas kernel cannot train {why}")
+        why = pallas_train.unsupported(cfg, spec, n_train, n_in)
+        require(not why, "kernel", cfg.kernel, f"kernel=xla or auto: the Pallas kernel cannot train {why}")
     per_member = config.member_bytes(cfg, spec, n_train)
     require(per_member <= MEMBER_BYTES_LIMIT, "hidden", cfg.hidden,
             f"a network whose training state fits in {MEMBER_BYTES_LIMIT / 2**30:.0f} GiB "

@@ -115,12 +115,9 @@ def _fmt(value, spec: str = ".4g") -> str:
 
 def target_phrase(cfg: dict) -> str:
     """What "reaching the target" means under the job's criterion."""
-    criterion = cfg.get("criterion", "loss")
-    if criterion == "margin":
-        return f"every output within {cfg.get('margin', 0.5):g} of its target"
-    if criterion == "fahlman":
-        return "every output right by Fahlman's 40-20-40 rule"
-    return f"train loss ≤ {cfg.get('target_loss', float('nan')):g}"
+    from jaxbp.config import criterion_phrase
+
+    return criterion_phrase(cfg)
 
 
 def median_text(figures: dict, epochs: int) -> str:
@@ -453,7 +450,8 @@ def report_seed(run_dir: Path, seed: int) -> list[Path]:
         units = {"output": output, "target": run.dataset.y_train[:BAR_ROWS]}
     state = _boundary_seeds(rows, 1)[seed]
     title = f"Seed {seed} ({state}): {describe_job(job.summary)}"
-    fig = figures.seed_figure(curve, job.config["epochs"], job.config.get("target_loss", 0), boundary, units, title)
+    target = job.config.get("target_loss", 0) if job.config.get("criterion", "loss") == "loss" else None
+    fig = figures.seed_figure(curve, job.config["epochs"], target, boundary, units, title)
     return [_save(fig, run_dir / "report", f"seed_{seed}.png")]
 
 

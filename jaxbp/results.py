@@ -27,11 +27,12 @@ import pandas as pd
 from jaxbp.fileio import atomic_write, file_digest, json_safe, save_npz, write_csv, write_json, write_text  # noqa: F401 (the write primitives, re-exported for readers of results)
 
 MARKER = "COMPLETE"
+INITIAL = "init_"  # params.npz: init_W0, init_b0, ... are the params each seed started from
 FAILED = "failed.json"
 DIAGNOSIS = "diagnosis.csv"  # jaxbp.diagnose's table; not vouched for by the marker
 JOB_FILES = ("seeds.csv", "curves.csv", "params.npz", "data.npz", "summary.json")
 SEED_COLUMNS = ["seed", "final_loss", "train_acc", "test_loss", "test_acc",
-                "epochs_to_target", "converged", "diverged", "stopped_epoch"]
+                "epochs_to_target", "converged", "diverged", "stopped_epoch", "attempts"]
 PROCESS_STARTED = time.time()
 
 
@@ -58,6 +59,7 @@ def seeds_frame(result, members=slice(None)) -> pd.DataFrame:
         "converged": m["converged"].astype(bool),
         "diverged": m["diverged"].astype(bool),
         "stopped_epoch": stopped.where(stopped >= 0, pd.NA),
+        "attempts": np.asarray(m.get("attempts", np.ones(len(ett)))).astype(np.int64),  # 1 + restarts
     })[SEED_COLUMNS]
 
 
@@ -213,7 +215,7 @@ class JobDir:
 
     def seeds(self) -> pd.DataFrame:
         frame = self._read_csv("seeds.csv", dtype={"epochs_to_target": "Int64", "stopped_epoch": "Int64"})
-        missing = [c for c in SEED_COLUMNS if c not in frame.columns and c != "stopped_epoch"]
+        missing = [c for c in SEED_COLUMNS if c not in frame.columns and c not in ("stopped_epoch", "attempts")]
         if missing:
             raise ResultsError(f"{self.path / 'seeds.csv'} lacks columns {missing}")
         return frame
@@ -230,15 +232,21 @@ class JobDir:
         except (OSError, ValueError) as err:
             raise ResultsError(f"{self.path / name} cannot be read ({type(err).__name__})") from None
 
-    def params(self, seed: int | None = None) -> list[dict[str, np.ndarray]]:
+    def params(self, seed: int | None = None, initial: bool = False) -> list[dict[str, np.ndarray]]:
         """Every seed's params (a leading seed axis), or one seed's: the pytree
-        ``model.forward`` takes."""
+        ``model.forward`` takes. ``initial``: the params each seed started from instead of
+        its final ones (its first attempt's, under restarts)."""
         arrays = self._npz("params.npz")
-        layers = sum(1 for k in arrays if k.startswith("W"))
+        prefix = INITIAL if initial else ""
+        layers = sum(1 for k in arrays if k.startswith(prefix + "W"))
         if not layers:
+            if initial and any(k.startswith("W") for k in arrays):
+                raise ResultsError(f"{self.path} was written before jaxbp kept initial params")
             raise ResultsError(f"{self.path} kept no params (it ran with save_params=false)")
-        # Arrays are named <leaf><layer>: W0, b0, W1, b1, S1 (shortcuts), ...
-        tree = [{k[0]: v for k, v in arrays.items() if k != "seed" and k[1:] == str(l)} for l in range(layers)]
+        # Arrays are named <prefix><leaf><layer>: W0, b0, W1, b1, S1 (shortcuts), init_W0, ...
+        ours = {k[len(prefix):]: v for k, v in arrays.items()
+                if k != "seed" and k.startswith(prefix) and (initial or not k.startswith(INITIAL))}
+        tree = [{k[0]: v for k, v in ours.items() if k[1:] == str(l)} for l in range(layers)]
         if seed is None:
             return tree
         rows = np.flatnonzero(arrays["seed"] == seed)
@@ -403,6 +411,11 @@ class Run:
     def params(self, seed: int) -> list[dict[str, np.ndarray]]:
         """Seed ``seed``'s final params, the pytree ``model.forward(run.spec, ...)`` takes."""
         return self.dir.params(seed)
+
+    def initial_params(self, seed: int) -> list[dict[str, np.ndarray]]:
+        """The params seed ``seed`` started from (its first attempt's), shaped like
+        :meth:`params`."""
+        return self.dir.params(seed, initial=True)
 
     def curves(self) -> pd.DataFrame:
         return self.dir.curves()

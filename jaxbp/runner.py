@@ -45,6 +45,7 @@ class RunResult(NamedTuple):
     device: str
     devices: int
     kernel: str = "xla"  # what trained the epochs: the XLA engine or the Pallas kernel
+    initial_params: list | None = None  # each member's starting params (its first attempt's)
 
     @property
     def lrs(self) -> np.ndarray:
@@ -207,7 +208,7 @@ def _train(cfg: RunConfig, programs: _Programs, members, curve_idx, sharding, ba
     """Compiles (or reuses) init, chunk and finalize, then runs every block of epochs for
     one chunk of members, with the XLA engine or (``kernel="pallas"``) the Pallas kernel.
 
-    Returns ``(params, metrics, curves (T, curve members), compile_s)`` as arrays this
+    Returns ``(params, metrics, curves (T, curve members), initial params, compile_s)`` as arrays this
     process can read whole (in a multi-process job, gathered from every process).
     """
     total_blocks = cfg.blocks
@@ -215,6 +216,7 @@ def _train(cfg: RunConfig, programs: _Programs, members, curve_idx, sharding, ba
     epochs = _on_device(cfg.epochs, np.int32)
     init, compile_s = _compiled(_init_fn(programs, sharding, len(members) == 3), *members)
     states = init(*members)
+    initial = states.params  # kept for load_run(job).initial_params(seed)
     if kernel == "pallas":
         carry = pallas_train.start(states, members[1], cfg.optim.name)
         step = pallas_train.chunk_fn(cfg, programs, members[1], blocks_per_call)
@@ -234,9 +236,9 @@ def _train(cfg: RunConfig, programs: _Programs, members, curve_idx, sharding, ba
             bar.update(done_epochs + reached - bar.n)
     states = pallas_train.finish(programs.program.spec, states, carry) if kernel == "pallas" else carry
     params, metrics = finalize(states, epochs)
-    params, metrics, curves = distributed.to_host((params, metrics, curves))
+    params, metrics, curves, initial = distributed.to_host((params, metrics, curves, initial))
     # Joined on the host: a device concatenate is one more program per chunk count.
-    return params, metrics, np.concatenate([np.asarray(c) for c in curves], axis=0)[:total_blocks], compile_s
+    return params, metrics, np.concatenate([np.asarray(c) for c in curves], axis=0)[:total_blocks], initial, compile_s
 
 
 def chunk_size(cfg: RunConfig, n_members: int) -> int:
@@ -308,17 +310,17 @@ def run(cfg: RunConfig, seeds=None, lrs=None, curve_members=None, progress: bool
                 given = None if init_params is None else jax.tree.map(lambda a, p=part: a[p], init_params)
                 members = _place_members(cfg, seeds[part], {k: v[part] for k, v in table.items()}, given,
                                          size, n_devices, sharding)
-                params, metrics, curves, seconds = _train(cfg, programs, members, _on_device(picks), sharding,
-                                                          bar, index * cfg.epochs, kernel)
+                params, metrics, curves, initial, seconds = _train(cfg, programs, members, _on_device(picks),
+                                                                   sharding, bar, index * cfg.epochs, kernel)
                 compile_s += seconds
-                host.add(part, params, metrics, np.asarray(curves)[:, : len(local)].T, local)
+                host.add(part, params, metrics, np.asarray(curves)[:, : len(local)].T, local, initial)
     device = jax.local_devices()[0]
     return RunResult(
         seeds=seeds, hyper=table, metrics=host.metrics, params=host.params, curve_members=curve_members,
         curve_epochs=cfg.curve_epochs(), curves=host.curves_with_final(),
         wall_s=time.perf_counter() - started, compile_s=compile_s,
         backend=jax.default_backend(), device=f"{device.device_kind} x{n_devices}", devices=n_devices,
-        kernel=kernel,
+        kernel=kernel, initial_params=host.initial,
     )
 
 
@@ -329,18 +331,21 @@ class _HostResults:
         self.n, self.curve_members = n, curve_members
         self.metrics: dict[str, np.ndarray] = {}
         self.params: list[dict[str, np.ndarray]] = []
+        self.initial: list[dict[str, np.ndarray]] = []
         self.curves = np.full((len(curve_members), samples), np.nan)
 
-    def add(self, part: np.ndarray, params, metrics, curves: np.ndarray, curve_rows: np.ndarray) -> None:
+    def add(self, part: np.ndarray, params, metrics, curves: np.ndarray, curve_rows: np.ndarray,
+            initial) -> None:
         count = len(part)
         metrics = {k: np.asarray(v)[:count] for k, v in metrics.items()}
-        params = jax.tree.map(lambda a: np.asarray(a)[:count], params)
+        params, initial = jax.tree.map(lambda a: np.asarray(a)[:count], (params, initial))
         if not self.metrics:
             self.metrics = {k: np.empty((self.n, *v.shape[1:]), v.dtype) for k, v in metrics.items()}
-            self.params = jax.tree.map(lambda a: np.empty((self.n, *a.shape[1:]), a.dtype), params)
+            self.params, self.initial = jax.tree.map(lambda a: np.empty((self.n, *a.shape[1:]), a.dtype),
+                                                     (params, initial))
         for k, v in metrics.items():
             self.metrics[k][part] = v
-        for mine, theirs in zip(jax.tree.leaves(self.params), jax.tree.leaves(params)):
+        for mine, theirs in zip(jax.tree.leaves((self.params, self.initial)), jax.tree.leaves((params, initial))):
             mine[part] = theirs
         self.curves = self.curves.astype(curves.dtype) if self.curves.dtype != curves.dtype else self.curves
         self.curves[curve_rows] = curves

@@ -147,3 +147,48 @@ def test_gradcheck_cli_exits_zero_and_fails_on_tiny_tolerance(capsys):
     assert "worst relative error" in capsys.readouterr().out
     # 1e-30 is below float64 round-off, so the same check must now fail.
     assert gradcheck.main(["--sizes", "2,3,1", "--tol", "1e-30"]) == 1
+
+
+# ---------------------------------------------------------------- Fahlman's conventions
+FAHLMAN_SPECS = [s for s in SPECS if s.loss == "mse" and "sigmoid" in (s.activation, s.output)
+                 and len(s.sizes) <= 4]
+
+
+@pytest.mark.parametrize("spec", FAHLMAN_SPECS, ids=_ids)
+def test_dead_zone_and_prime_offset_match_the_bent_loss(x64, spec):
+    """The hand-derived update under both conventions against jax.grad of gradcheck's
+    bent loss (custom_jvp sigmoids, a masked squared error), off the dead zone's edge."""
+    rows = gradcheck.compare(spec, jax.random.PRNGKey(11), batch=9, **gradcheck.FAHLMAN)
+    assert max(row[2] for row in rows) < 1e-10
+    # ... and the conventions changed the update (else the comparison proves nothing)
+    params = model.init(spec, jax.random.PRNGKey(11), bias="same")
+    x, y = gradcheck.make_batch(spec, jax.random.PRNGKey(12), 9)
+    _, _, bent = backprop.backward_terms(spec, params, x, y, **gradcheck.FAHLMAN)
+    _, plain = backprop.backward(spec, params, x, y)
+    assert _max_rel_err(bent, plain) > 1e-3
+
+
+def test_bent_loss_is_the_plain_loss_without_conventions_and_differentiable_off_the_edge(x64):
+    spec = model.Spec((2, 3, 2), activation="sigmoid", output="sigmoid")
+    params = model.init(spec, jax.random.PRNGKey(1), bias="same")
+    x, y = gradcheck.make_batch(spec, jax.random.PRNGKey(2), 7)
+    assert float(gradcheck.bent_loss(spec, params, x, y)) == pytest.approx(float(model.loss(spec, params, x, y)),
+                                                                          rel=1e-14)
+    y = gradcheck._off_the_edge(spec, params, x, y, 0.3, None)
+    residual = np.abs(np.asarray(model.forward(spec, params, x) - y))
+    assert (residual < 0.3).any() and (residual >= 0.3).any()  # the zone bites, not everywhere
+    # finite differences of the dead-zone loss: it is a true loss away from the edge
+    check_grads(lambda p: gradcheck.bent_loss(spec, p, x, y, dead_zone=0.3), (params,), order=1, modes=["rev"])
+
+
+def test_prime_offset_closed_form_for_one_layer(x64):
+    """z = xW + b, ŷ = σ(z), mse: δ = (ŷ − y)(ŷ(1 − ŷ) + c)/n, ∂W = xᵀδ, in NumPy."""
+    spec = model.Spec((3, 2), activation="sigmoid", output="sigmoid")
+    params = model.init(spec, jax.random.PRNGKey(3), bias="same")
+    x, y = gradcheck.make_batch(spec, jax.random.PRNGKey(4), 5)
+    _, _, grads = backprop.backward_terms(spec, params, x, y, prime_offset=0.1)
+    xn, yn = np.asarray(x), np.asarray(y)
+    y_hat = 1 / (1 + np.exp(-(xn @ np.asarray(params[0]["W"]) + np.asarray(params[0]["b"]))))
+    delta = (y_hat - yn) * (y_hat * (1 - y_hat) + 0.1) / 5
+    np.testing.assert_allclose(grads[0]["W"], xn.T @ delta, rtol=1e-12)
+    np.testing.assert_allclose(grads[0]["b"], delta.sum(0), rtol=1e-12)

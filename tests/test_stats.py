@@ -193,3 +193,19 @@ def test_holm_step_down_by_hand():
 def test_importing_stats_does_not_import_jax():
     code = "import sys, jaxbp.stats; sys.exit('jax' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
+def test_mean_epochs_of_the_converged_seeds_with_a_bootstrap_interval():
+    """Solved seeds reach at 2, 4, 4, 6, 8 (HAND): mean 4.8, conditional on success; the
+    interval is the percentile bootstrap of that mean, recomputed here with NumPy."""
+    summary = stats.summarize_seeds(HAND, epochs=10)
+    assert summary["epochs_to_target_mean_converged"] == pytest.approx(4.8)
+    reached = np.array([2, 4, 4, 6, 8], float)
+    rng = np.random.default_rng(1)
+    means = reached[rng.integers(0, 5, (20000, 5))].mean(axis=1)
+    low, high = np.percentile(means, [2.5, 97.5])
+    # Monte Carlo error of a 2.5% quantile over 2,000 (ours) and 20,000 resamples: ~0.2 epochs.
+    assert summary["epochs_to_target_mean_converged_ci_low"] == pytest.approx(low, abs=0.4)
+    assert summary["epochs_to_target_mean_converged_ci_high"] == pytest.approx(high, abs=0.4)
+    none = stats.summarize_seeds(seeds([None] * 3), 10)
+    assert none["epochs_to_target_mean_converged"] is None and none["epochs_to_target_mean_converged_ci_low"] is None
