@@ -138,4 +138,6 @@ def _report(specs, args) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from jaxbp import pipes
+
+    sys.exit(pipes.quiet_pipe(main))

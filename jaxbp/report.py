@@ -11,6 +11,7 @@ Anything it cannot use ends the command with one line and exit status 2.
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from pathlib import Path
 from typing import NamedTuple
@@ -18,7 +19,7 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
-from jaxbp import results, stats
+from jaxbp import pipes, results, stats
 from jaxbp.checks import ConfigError
 
 FIGURE_DPI = 110
@@ -484,13 +485,27 @@ def _zoom_box(text: str) -> tuple[float, ...]:
     return box
 
 
+def joined_negative_values(argv: list[str], options=("--zoom",)) -> list[str]:
+    """``--zoom -1,0,-2,-1`` -> ``--zoom=-1,0,-2,-1``: argparse reads a value that starts
+    with ``-`` (and is not one plain negative number) as an option, and boxes left of or
+    below the origin are common."""
+    argv, joined = list(argv), []
+    while argv:
+        arg = argv.pop(0)
+        if arg in options and argv and re.match(r"-[\d.]", argv[0]):
+            arg = f"{arg}={argv.pop(0)}"
+        joined.append(arg)
+    return joined
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m jaxbp.report", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("path", type=Path, help="a run dir, a sweep dir, a bench.csv or an atlas dir")
     parser.add_argument("--seed", type=int, help="a run dir's seed: draw that one network into report/seed_N.png")
-    parser.add_argument("--zoom", type=_zoom_box, help="an atlas dir: re-run it inside x0,x1,y0,y1 and report that")
-    args = parser.parse_args(argv)
+    parser.add_argument("--zoom", type=_zoom_box, help="an atlas dir: re-run it inside x0,x1,y0,y1 "
+                        "(negative numbers allowed: --zoom -1,0,-2,-1) and report that")
+    args = parser.parse_args(joined_negative_values(sys.argv[1:] if argv is None else argv))
     try:
         kind = kind_of(args.path)
         if args.seed is not None and kind != "run":
@@ -514,4 +529,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(pipes.quiet_pipe(main))

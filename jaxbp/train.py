@@ -112,4 +112,6 @@ def cli() -> None:
 
 
 if __name__ == "__main__":
-    cli()
+    from jaxbp import pipes
+
+    pipes.quiet_pipe(cli)
