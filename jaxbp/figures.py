@@ -1,29 +1,46 @@
 """Matplotlib figures of runs and sweeps. Each function takes tidy frames, returns a Figure.
 
-The Agg backend is selected before pyplot loads, so no display is needed. Figures use small
-multiples rather than crowded legends, label every axis with its unit, and keep text from
-overlapping with ``constrained`` layout. No JAX here: the report computes predictions.
+Figures are ``matplotlib.figure.Figure`` objects, not pyplot's: no backend is chosen and no
+display is needed (``fig.savefig(path)`` renders with Agg), and nothing global changes.
+Each is built under ``matplotlib.rc_context(STYLE)``, so importing this module, or drawing,
+leaves the caller's rcParams and backend as they were. Figures use small multiples rather
+than crowded legends, label every axis with its unit, and keep text from overlapping with
+``constrained`` layout. No JAX here: the report computes predictions.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 import textwrap
 
 import matplotlib
+import numpy as np
+import pandas as pd
+from matplotlib.colors import BoundaryNorm, ListedColormap
+from matplotlib.figure import Figure
+from matplotlib.patches import Patch
+from matplotlib.ticker import MaxNLocator
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from matplotlib.colors import BoundaryNorm, ListedColormap  # noqa: E402
-from matplotlib.patches import Patch  # noqa: E402
-from matplotlib.ticker import MaxNLocator  # noqa: E402
-
-plt.rcParams.update({"figure.dpi": 110, "axes.grid": True, "grid.alpha": 0.3,
-                     "axes.spines.top": False, "axes.spines.right": False})
+STYLE = {"figure.dpi": 110, "axes.grid": True, "grid.alpha": 0.3,
+         "axes.spines.top": False, "axes.spines.right": False}
 FEW_CURVES = 6  # up to this many jobs share one axis with a legend; more get small multiples
-CLASS_COLOURS = plt.get_cmap("tab10").colors
+CLASS_COLOURS = matplotlib.colormaps["tab10"].colors
+
+
+def styled(draw):
+    """Runs a figure function under ``rc_context(STYLE)``: the style applies to the axes it
+    creates, and the caller's rcParams are restored afterwards."""
+    @functools.wraps(draw)
+    def inside_style(*args, **kwargs):
+        with matplotlib.rc_context(STYLE):
+            return draw(*args, **kwargs)
+    return inside_style
+
+
+def new_figure(figsize, **kwargs) -> Figure:
+    """A ``Figure`` with constrained layout, attached to no pyplot window."""
+    return Figure(figsize=figsize, layout="constrained", **kwargs)
 
 
 def _title(fig, text: str) -> None:
@@ -36,8 +53,8 @@ def _grid(count: int, width: float = 3.2, height: float = 2.6, max_cols: int = 4
     its x tick labels, which a shared x axis would otherwise hide."""
     cols = min(count, max_cols)
     rows = math.ceil(count / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(width * cols + 0.6, height * rows + 0.8),
-                             squeeze=False, layout="constrained", **share)
+    fig = new_figure((width * cols + 0.6, height * rows + 0.8))
+    axes = fig.subplots(rows, cols, squeeze=False, **share)
     for ax in axes.flat[count:]:
         ax.set_visible(False)
     for ax in axes.flat[max(0, count - cols):count]:
@@ -63,6 +80,7 @@ def label(value) -> str:
 
 
 # ---------------------------------------------------------------- success rates
+@styled
 def success_heatmap(sweep: pd.DataFrame, row_key: str, col_key: str, panel_keys: list[str],
                     title: str):
     """Success rate (%) over ``row_key`` × ``col_key``, one panel per other swept value."""
@@ -77,7 +95,7 @@ def success_heatmap(sweep: pd.DataFrame, row_key: str, col_key: str, panel_keys:
         image = ax.imshow(grid, cmap="viridis", vmin=0, vmax=100, aspect="auto", origin="lower")
         for (i, j), value in np.ndenumerate(grid):
             finite = np.isfinite(value)
-            ax.text(j, i, f"{value:.0f}" if finite else "no job", ha="center", va="center", fontsize=9,
+            ax.text(j, i, percent_text(value) if finite else "no job", ha="center", va="center", fontsize=9,
                     color=("white" if value < 60 else "black") if finite else "0.5")
         ax.set_xticks(range(len(cols)), [label(c) for c in cols])
         ax.set_yticks(range(len(rows)), [label(r) for r in rows])
@@ -91,12 +109,25 @@ def success_heatmap(sweep: pd.DataFrame, row_key: str, col_key: str, panel_keys:
     return fig
 
 
+def percent_text(value: float) -> str:
+    """A percentage for a heatmap cell: whole numbers, except that a share near the ends
+    keeps one decimal (99.6, 0.3) and never rounds onto them: ``<100`` and ``>0`` say that
+    some, but very few, seeds failed (or succeeded)."""
+    if value in (0.0, 100.0) or 0.5 <= value < 99.5:
+        return f"{value:.0f}"
+    text = f"{value:.1f}"
+    if text == "100.0":
+        return "<100"
+    return ">0" if text == "0.0" else text
+
+
 def _index(values: list, value) -> int:
     missing = isinstance(value, float) and math.isnan(value)
     return next(i for i, v in enumerate(values) if (isinstance(v, float) and math.isnan(v)) == missing
                 and (missing or v == value))
 
 
+@styled
 def success_bars(sweep: pd.DataFrame, key: str, title: str):
     """Success rate (%) with Wilson 95% intervals, for a sweep over one key."""
     order = ordered(sweep[key])
@@ -104,7 +135,8 @@ def success_bars(sweep: pd.DataFrame, key: str, title: str):
     rate = frame["success_rate"].to_numpy(float) * 100
     err = np.vstack([rate - frame["success_ci_low"].to_numpy(float) * 100,
                      frame["success_ci_high"].to_numpy(float) * 100 - rate])
-    fig, ax = plt.subplots(figsize=(max(4.5, 0.8 * len(frame)), 3.6), layout="constrained")
+    fig = new_figure((max(4.5, 0.8 * len(frame)), 3.6))
+    ax = fig.subplots()
     ax.bar([label(v) for v in frame[key]], rate, yerr=err, capsize=4, color="tab:blue")
     ax.set(xlabel=key, ylabel="seeds converged (%)", ylim=(0, 105))
     _title(fig, title)
@@ -155,6 +187,7 @@ def _band(ax, curves: pd.DataFrame, limits, faint: int = 0, last_epoch: int | No
     return len(stopped)
 
 
+@styled
 def curve_panels(curves_by_job: dict[str, pd.DataFrame], title: str, faint: int = 0,
                  notes: dict[str, str] | None = None, limits: tuple[float, float] | None = None,
                  last_epoch: int | None = None):
@@ -178,6 +211,7 @@ def curve_panels(curves_by_job: dict[str, pd.DataFrame], title: str, faint: int 
     return fig
 
 
+@styled
 def final_loss_panels(losses_by_job: dict[str, np.ndarray], title: str, target: float | None = None):
     """Histogram of log10 final train loss per job; a dashed line marks the target loss.
     A job without a finite loss (every seed diverged) says so in its panel."""
@@ -212,13 +246,15 @@ def _survival_steps(ax, curve, name: str, color=None):
     return line
 
 
+@styled
 def km_curves(curves: dict, medians: dict[str, str], title: str):
     """Kaplan–Meier: the share of seeds that have reached the target by each epoch, with
     95% bands; seeds that never did count throughout (censored at the last epoch). Few jobs
     share one axis with a legend, more get one panel each. ``medians``: each job's median text."""
     few = len(curves) <= FEW_CURVES
     if few:
-        fig, ax = plt.subplots(figsize=(8.0, 4.6 + 0.2 * math.ceil(len(curves) / 3)), layout="constrained")
+        fig = new_figure((8.0, 4.6 + 0.2 * math.ceil(len(curves) / 3)))
+        ax = fig.subplots()
         axes = [ax] * len(curves)
     else:
         fig, axes = _grid(len(curves), sharex=True, sharey=True)
@@ -296,6 +332,7 @@ def _legend_and_colourbar(fig, axes, shading, targets: str, n_classes: int):
         fig.colorbar(shading, ax=axes, label="predicted output (points: targets)", shrink=0.9)
 
 
+@styled
 def decision_boundaries(x: np.ndarray, y: np.ndarray, surfaces: dict[str, np.ndarray], gx, gy,
                         targets: str, title: str, axis_note: str = ""):
     """The prediction over the input plane for a few seeds, with the training data.
@@ -328,6 +365,7 @@ def decision_boundaries(x: np.ndarray, y: np.ndarray, surfaces: dict[str, np.nda
 
 
 # ---------------------------------------------------------------- one network
+@styled
 def seed_figure(curve: pd.DataFrame | None, epochs: int, target: float, boundary: dict | None,
                 units: dict, title: str):
     """One seed: its loss curve (or why there is none), its decision boundary on 2-D data,
@@ -342,7 +380,8 @@ def seed_figure(curve: pd.DataFrame | None, epochs: int, target: float, boundary
             bar chart of the output on the training rows.
     """
     panels = 3 if boundary is not None else 2
-    fig, axes = plt.subplots(1, panels, figsize=(4.2 * panels, 3.8), layout="constrained")
+    fig = new_figure((4.2 * panels, 3.8))
+    axes = fig.subplots(1, panels)
     _seed_curve(axes[0], curve, epochs, target)
     if boundary is not None:
         b = boundary
@@ -411,9 +450,11 @@ def _output_bars(ax, output: np.ndarray, target: np.ndarray):
 
 
 # ---------------------------------------------------------------- benchmarks
+@styled
 def scaling(bench: pd.DataFrame, title: str):
     """Throughput against the number of seeds trained at once (log-log)."""
-    fig, ax = plt.subplots(figsize=(5.5, 3.8), layout="constrained")
+    fig = new_figure((5.5, 3.8))
+    ax = fig.subplots()
     for (impl, device), frame in bench.groupby(["impl", "device"]):
         frame = frame.sort_values("num_seeds")
         ax.plot(frame["num_seeds"], frame["seed_epochs_per_s"], "o-", label=f"{impl} ({device})")
@@ -424,5 +465,5 @@ def scaling(bench: pd.DataFrame, title: str):
     return fig
 
 
-__all__ = ["success_heatmap", "success_bars", "curve_panels", "final_loss_panels", "km_curves",
+__all__ = ["success_heatmap", "success_bars", "percent_text", "styled", "new_figure", "STYLE", "curve_panels", "final_loss_panels", "km_curves",
            "plane", "decision_boundaries", "seed_figure", "scaling", "ordered", "label", "loss_limits"]

@@ -67,12 +67,10 @@ def _write_report(out: Path, text: list[str], figs: list[Path]) -> list[Path]:
 
 
 def _save(fig, out: Path, name: str) -> Path:
-    import matplotlib.pyplot as plt
-
+    """Writes a ``Figure`` (no pyplot: it renders with Agg itself) atomically as ``out/name``."""
     out.mkdir(parents=True, exist_ok=True)
     path = out / name
     results.atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=FIGURE_DPI, format="png"))
-    plt.close(fig)
     return path
 
 
