@@ -25,6 +25,8 @@ from matplotlib.ticker import MaxNLocator
 STYLE = {"figure.dpi": 110, "axes.grid": True, "grid.alpha": 0.3,
          "axes.spines.top": False, "axes.spines.right": False}
 FEW_CURVES = 6  # up to this many jobs share one axis with a legend; more get small multiples
+# A loss median is drawn only while this many seeds (and this share of them) still train.
+MIN_RUNNING, MIN_RUNNING_SHARE = 5, 0.1
 CLASS_COLOURS = matplotlib.colormaps["tab10"].colors
 
 
@@ -175,6 +177,16 @@ def _band(ax, curves: pd.DataFrame, limits, faint: int = 0, last_epoch: int | No
     if stopped:
         ax.plot(*zip(*stopped), "x", color="tab:red", markersize=5, label="early stopped", zorder=3)
     q = table.quantile([0.25, 0.5, 0.75], axis=1).T
+    running = table.notna().sum(axis=1)  # early stopping ends a seed's curve
+    least = min(table.shape[1], max(MIN_RUNNING, math.ceil(MIN_RUNNING_SHARE * table.shape[1])))
+    enough = running >= least
+    if not enough.all():  # late on, a median of one or two survivors would pose as everyone's
+        q = q[enough]
+        end = q.index.max() if len(q) else table.index.min()
+        ax.axvline(end, color="0.5", linestyle=":", linewidth=1)
+        ax.annotate(f"median ends at epoch {end:g}: after it fewer than {least} of\n{table.shape[1]} seeds "
+                    f"still train ({running.iloc[-1]} at epoch {table.index.max():g})", (0.98, 0.04),
+                    xycoords="axes fraction", ha="right", va="bottom", fontsize=7, color="0.3")
     line, = ax.plot(q.index, q[0.5], label="median")
     ax.fill_between(q.index, q[0.25], q[0.75], alpha=0.25, color=line.get_color(), linewidth=0,
                     label="interquartile range")

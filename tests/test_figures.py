@@ -146,3 +146,17 @@ def test_heatmap_cells_show_the_rare_failures():
     fig = figures.success_heatmap(sweep, "hidden", "lr", [], "t")
     texts = sorted(t.get_text() for t in fig.axes[0].texts)
     assert texts == sorted(["99.6", "100", "99.9", ">0"])
+
+
+def test_the_median_curve_ends_when_few_seeds_still_train():
+    """issue #28 item 21: after early stopping froze 18 of 20 seeds at epoch 20, the median
+    went on as the median of the two survivors. It now ends where fewer than 5 still train."""
+    losses = {s: [0.3, 0.2, 0.15] for s in range(18)}  # stopped at epoch 20
+    losses.update({18: [0.3, 0.2, 0.1, 0.05, 0.02, 0.01], 19: [0.3, 0.2, 0.1, 0.04, 0.02, 0.01]})
+    fig = figures.curve_panels({"all seeds": _curves(losses)}, "t")
+    median = next(line for line in fig.axes[0].lines if line.get_label() == "median")
+    assert list(median.get_xdata()) == [0, 10, 20]
+    assert any("fewer than 5 of\n20 seeds still train (2 at epoch 50)" in t.get_text() for t in fig.axes[0].texts)
+    everyone = figures.curve_panels({"all seeds": _curves({s: [0.3, 0.2, 0.1] for s in range(8)})}, "t")
+    median = next(line for line in everyone.axes[0].lines if line.get_label() == "median")
+    assert list(median.get_xdata()) == [0, 10, 20] and not everyone.axes[0].texts

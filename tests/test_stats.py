@@ -193,3 +193,14 @@ def test_holm_step_down_by_hand():
 def test_importing_stats_does_not_import_jax():
     code = "import sys, jaxbp.stats; sys.exit('jax' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
+def test_summary_has_the_mean_test_loss_over_finite_values():
+    """issue #28 item 20: moons_regularization compares train and test loss per job."""
+    frame = pd.DataFrame({
+        "final_loss": [0.1, 0.2, 0.3], "test_loss": [0.5, np.inf, 0.25], "train_acc": [1.0] * 3,
+        "test_acc": [1.0] * 3, "epochs_to_target": pd.array([pd.NA] * 3, dtype="Int64"),
+        "converged": [False] * 3, "diverged": [False, True, False]})
+    assert stats.summarize_seeds(frame, epochs=10)["test_loss_mean"] == pytest.approx(0.375)
+    no_split = frame.assign(test_loss=np.nan)
+    assert stats.summarize_seeds(no_split, epochs=10)["test_loss_mean"] is None
