@@ -145,6 +145,66 @@ def success_bars(sweep: pd.DataFrame, key: str, title: str):
     return fig
 
 
+@styled
+def train_test_losses(frame: pd.DataFrame, title: str):
+    """Mean final train and test loss per job (``frame``: ``job, train, test``), log scale:
+    a test loss far above the train loss is overfitting."""
+    fig = new_figure((max(5.0, 0.55 * len(frame) + 2), 3.8))
+    ax = fig.subplots()
+    at = np.arange(len(frame))
+    for column, marker, colour in (("train", "o", "tab:blue"), ("test", "s", "tab:orange")):
+        values = pd.to_numeric(frame[column], errors="coerce").to_numpy(float)
+        ax.plot(at, values, marker, color=colour, label=f"{column} loss")
+    ax.vlines(at, frame["train"].astype(float), frame["test"].astype(float), color="0.6", linewidth=1)
+    ax.set_xticks(at, frame["job"], rotation=45 if len(frame) > 4 else 0, ha="right" if len(frame) > 4 else "center",
+                  fontsize=8)
+    ax.set(yscale="log", ylabel="mean final loss over seeds (log scale)")
+    ax.legend(fontsize=8)
+    _title(fig, title)
+    return fig
+
+
+@styled
+def search_view(trials: pd.DataFrame, params: list[str], log_keys: set[str], objective: str,
+                direction: str, title: str):
+    """An Optuna search: the objective against each searched parameter (one panel each, a log
+    axis where the space is log-scaled, categories as strips), and the best so far by trial.
+
+    Args:
+        trials: one row per trial: ``trial``, ``objective`` and each parameter's value.
+    """
+    fig, axes = _grid(len(params) + 1, width=3.6, height=3.0, max_cols=3)
+    value = pd.to_numeric(trials["objective"], errors="coerce").to_numpy(float)
+    best_at = int(np.nanargmax(value) if direction == "maximize" else np.nanargmin(value)) if np.isfinite(
+        value).any() else None
+    for ax, key in zip(axes, params):
+        column = trials[key]
+        numeric = pd.api.types.is_numeric_dtype(column)
+        if numeric:
+            ax.plot(column, value, "o", color="tab:blue", alpha=0.7, markersize=4)
+            if key in log_keys:
+                ax.set_xscale("log")
+        else:
+            order = ordered(column)
+            ax.plot([_index(order, v) for v in column], value, "o", color="tab:blue", alpha=0.7, markersize=4)
+            ax.set_xticks(range(len(order)), [label(v) for v in order])
+        if best_at is not None:
+            x = column.iloc[best_at] if numeric else _index(ordered(column), column.iloc[best_at])
+            ax.plot([x], [value[best_at]], "*", color="tab:red", markersize=12, label="best")
+        ax.set(xlabel=f"{key}{' (log scale)' if key in log_keys else ''}", ylabel=objective)
+    ax = axes[-1]
+    order = np.argsort(trials["trial"].to_numpy())
+    seen = value[order]
+    running = (np.fmax.accumulate if direction == "maximize" else np.fmin.accumulate)(
+        np.where(np.isfinite(seen), seen, -np.inf if direction == "maximize" else np.inf))
+    ax.plot(trials["trial"].to_numpy()[order], seen, "o", color="0.6", markersize=3, label="trial")
+    ax.step(trials["trial"].to_numpy()[order], running, where="post", color="tab:red", label="best so far")
+    ax.set(xlabel="trial", ylabel=objective, title="best so far")
+    ax.legend(fontsize=8)
+    _title(fig, title)
+    return fig
+
+
 # ---------------------------------------------------------------- loss curves
 def loss_limits(curves: list[pd.DataFrame]) -> tuple[float, float]:
     """A log-scale y range that holds every finite positive loss of ``curves``, with a little
@@ -477,5 +537,5 @@ def scaling(bench: pd.DataFrame, title: str):
     return fig
 
 
-__all__ = ["success_heatmap", "success_bars", "percent_text", "styled", "new_figure", "STYLE", "curve_panels", "final_loss_panels", "km_curves",
+__all__ = ["success_heatmap", "success_bars", "percent_text", "train_test_losses", "search_view", "styled", "new_figure", "STYLE", "curve_panels", "final_loss_panels", "km_curves",
            "plane", "decision_boundaries", "seed_figure", "scaling", "ordered", "label", "loss_limits"]

@@ -11,6 +11,7 @@ Anything it cannot use ends the command with one line and exit status 2.
 from __future__ import annotations
 
 import argparse
+import io
 import re
 import sys
 from pathlib import Path
@@ -25,7 +26,8 @@ from jaxbp.checks import ConfigError
 FIGURE_DPI = 110
 # What a run or sweep report draws; one it did not draw this time is removed, not left stale.
 FIGURE_NAMES = ("success_rate.png", "curves.png", "final_loss.png", "km.png", "decision_boundaries.png",
-                "epochs_to_target.png")
+                "epochs_to_target.png", "test_loss.png", "search.png")
+SEARCH_KEYS = ("trial",)  # sweep.csv columns before `job` that number an Optuna trial, not a key
 FAINT_SEEDS = 30  # single seeds drawn behind a run's median curve
 BOUNDARY_SEEDS = 4  # networks in a run's decision-boundary figure
 BAR_ROWS = 60  # training rows in a seed's output bar chart
@@ -36,7 +38,9 @@ class ReportError(Exception):
 
 
 def kind_of(path: Path) -> str:
-    """``bench``, ``atlas``, ``sweep`` or ``run``."""
+    """``bench``, ``atlas``, ``sweep``, ``failed`` (a run dir with ``failed.json``) or ``run``."""
+    if not path.exists():
+        raise ReportError(f"{path} does not exist")
     if path.is_file() and path.suffix == ".csv":
         try:
             columns = pd.read_csv(path, nrows=0).columns
@@ -50,10 +54,22 @@ def kind_of(path: Path) -> str:
         if any((path / name).is_file() for name in ("sweep.csv", "sweep.json", "multirun.yaml")) or any(
                 path.glob(f"*/{results.MARKER}")) or any(path.glob("*/.hydra")):
             return "sweep"
+        if (path / results.FAILED).is_file():
+            return "failed"
         if any((path / name).is_file() for name in (results.MARKER, "summary.json", "seeds.csv")):
             return "run"
     raise ReportError(f"{path} is neither a jaxbp run dir (seeds.csv, summary.json), a sweep dir "
-                      "(sweep.csv) nor a bench.csv")
+                      "(sweep.csv), an atlas dir (atlas.npz) nor a bench.csv")
+
+
+def failed_run(path: Path) -> list[Path]:
+    """A run dir whose job failed: nothing to draw; the refusal says why it failed."""
+    try:
+        reason = results.JobDir(path).failure().get("reason") or "no reason recorded"
+    except (results.ResultsError, AttributeError):
+        reason = "its failed.json cannot be read"
+    raise ReportError(f"{path} is a run that failed, so it has no results to report: "
+                      f"{str(reason).splitlines()[0]}")
 
 
 def _write_report(out: Path, text: list[str], figs: list[Path]) -> list[Path]:
@@ -262,16 +278,83 @@ def _sweep_table(jobs: list[Job], keys: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def _partial_table(sweep_dir: Path) -> pd.DataFrame:
+    """sweep.csv's key and status columns for a sweep that has not written it yet, from its
+    ``jobs.json`` and job dirs (read only: the sweep itself writes sweep.csv at its end)."""
+    from jaxbp.sweep import override_values
+
+    entries = results.SweepDir(sweep_dir).jobs()
+    if not entries:
+        raise ReportError(f"{sweep_dir} has no sweep.csv and no jobs.json: no jobs of this sweep to report")
+    rows = []
+    for entry in sorted(entries, key=lambda e: int(e["num"])):
+        job_dir = str(entry.get("dir") or entry["num"])
+        job = results.JobDir(sweep_dir / job_dir)
+        status = job.status()
+        reason = (job.failure().get("reason", "") if status == "failed" else
+                  "" if status == "ok" else "not finished yet")
+        trial = {"trial": int(entry["trial"])} if "trial" in entry else {}
+        rows.append({**override_values(entry["overrides"]), **trial, "job": int(entry["num"]), "job_dir": job_dir,
+                     "status": status, "reason": reason})
+    columns = list(dict.fromkeys(k for r in rows for k in r))
+    keys = [c for c in columns if c not in ("job", "job_dir", "status", "reason")]
+    frame = pd.DataFrame(rows, columns=keys + ["job", "job_dir", "status", "reason"])
+    return pd.read_csv(io.StringIO(frame.to_csv(index=False)), dtype={"job_dir": str})  # typed as sweep.csv is
+
+
+def _test_loss_figure(jobs: list[Job], what: str):
+    """Mean final train and test loss per job, side by side: where the gap opens, the job overfits."""
+    from jaxbp import figures
+
+    frame = pd.DataFrame({"job": [j.label for j in jobs],
+                          "train": [j.figures.get("final_loss_mean") for j in jobs],
+                          "test": [j.figures.get("test_loss_mean") for j in jobs]})
+    return figures.train_test_losses(frame, f"Mean final loss over seeds, train and test: {what}")
+
+
+def _search_figure(sweep_dir: Path, table: pd.DataFrame, jobs: list[Job], keys: pd.DataFrame, what: str):
+    """An Optuna study: its objective against each searched parameter, and the best so far."""
+    from jaxbp import figures
+
+    best = _read_best(sweep_dir)
+    objective, direction = best.get("objective", "success_rate"), best.get("direction", "maximize")
+    trial_of = dict(zip(table["job"], table["trial"]))
+    frame = keys.assign(trial=[int(trial_of[j]) for j in keys["job"]],
+                        objective=[job.figures[objective] if objective in job.figures else job.summary.get(objective)
+                                   for job in jobs])
+    params = [k for k in keys.columns if k not in ("job", "trial")]
+    return figures.search_view(frame, params, _log_keys(sweep_dir, params), objective, direction,
+                               f"Optuna search, {len(frame)} trials: {objective} ({direction}): {what}")
+
+
+def _read_best(sweep_dir: Path) -> dict:
+    import json
+
+    try:
+        return json.loads((sweep_dir / "best.json").read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _log_keys(sweep_dir: Path, params: list[str]) -> set[str]:
+    """The parameters searched on a log scale (``tag(log, ...)`` in the sweep's overrides or
+    ``hydra.sweeper.params``, as multirun.yaml records them)."""
+    try:
+        text = (sweep_dir / "multirun.yaml").read_text()
+    except OSError:
+        return set()
+    return {k for k in params if re.search(rf"(^|[\s'\"]){re.escape(k)}[=:]\s*'?tag\([^)]*log", text, re.M)}
+
+
 def report_sweep(sweep_dir: Path) -> list[Path]:
     """``<sweep_dir>/report/``: success rates, loss curves, final losses, Kaplan–Meier curves
     and a table per job; returns the files written."""
     from jaxbp import compare, figures
 
-    if not (sweep_dir / "sweep.csv").is_file():
-        raise ReportError(f"{sweep_dir} has no sweep.csv (the sweep did not finish): rerun the same sweep "
-                          "command; it keeps the finished jobs and writes sweep.csv at its end")
-    table = results.SweepDir(sweep_dir).table()
-    jobs, keys, notes = _sweep_jobs(sweep_dir, table, compare.sweep_keys(table))
+    partial = not (sweep_dir / "sweep.csv").is_file()
+    table = _partial_table(sweep_dir) if partial else results.SweepDir(sweep_dir).table()
+    search = "trial" in table.columns
+    jobs, keys, notes = _sweep_jobs(sweep_dir, table, [k for k in compare.sweep_keys(table) if k not in SEARCH_KEYS])
     swept = list(keys.columns[:-1])
     what = describe_job(jobs[0].summary, swept)
     out = sweep_dir / "report"
@@ -279,13 +362,23 @@ def report_sweep(sweep_dir: Path) -> list[Path]:
                                                                      "success_ci_high")})
     figs = []
     title = f"Seeds converged ({target_phrase(jobs[0].config)} at the end): {what}"
-    if len(swept) >= 2:
+    if search:
+        figs.append(_save(_search_figure(sweep_dir, table, jobs, keys, what), out, "search.png"))
+    elif len(swept) >= 2:
         figs.append(_save(figures.success_heatmap(rates, swept[0], swept[1], swept[2:], title), out,
                           "success_rate.png"))
     elif len(swept) == 1:
         figs.append(_save(figures.success_bars(rates, swept[0], title), out, "success_rate.png"))
-    more, curve_notes = _common_figures(jobs, out, what, single=False)
-    text = [f"# Sweep report: {sweep_dir.name}", "", f"{what}; swept: {', '.join(swept) or 'nothing'}.",
+    # An Optuna study's trials are points of a search, not a grid: one panel each would be noise.
+    more, curve_notes = ([], []) if search else _common_figures(jobs, out, what, single=False)
+    if not search and any(j.figures.get("test_loss_mean") is not None for j in jobs):
+        more.append(_save(_test_loss_figure(jobs, what), out, "test_loss.png"))
+    text = [f"# Sweep report: {sweep_dir.name}" + (" (partial)" if partial else ""), ""]
+    if partial:
+        text += [f"The sweep has not finished (no sweep.csv yet): {len(jobs)} of {len(table)} jobs are "
+                 "complete and reported here; rerun the sweep command to finish it.", ""]
+        print(f"report: partial, {len(jobs)} of {len(table)} jobs finished (no sweep.csv yet)", file=sys.stderr)
+    text += [f"{what}; swept: {', '.join(swept) or 'nothing'}.",
             "Success rates carry Wilson 95% intervals. Epochs to target: the Kaplan–Meier median counts "
             "every seed (half of all seeds had reached the target by then; 'not reached' when fewer than "
             "half ever did); the converged-only median ignores the seeds that never got there. Epochs with "
@@ -515,7 +608,8 @@ def main(argv=None) -> int:
 
             files = atlas.report_atlas(args.path, args.zoom)
         else:
-            files = {"sweep": report_sweep, "run": report_run, "bench": report_bench}[kind](args.path)
+            files = {"sweep": report_sweep, "run": report_run, "bench": report_bench,
+                     "failed": failed_run}[kind](args.path)
     except (ReportError, results.ResultsError, ConfigError) as err:
         print(f"jaxbp.report: {str(err).splitlines()[0]}", file=sys.stderr)
         return 2
