@@ -537,5 +537,32 @@ def scaling(bench: pd.DataFrame, title: str):
     return fig
 
 
-__all__ = ["success_heatmap", "success_bars", "percent_text", "train_test_losses", "search_view", "styled", "new_figure", "STYLE", "curve_panels", "final_loss_panels", "km_curves",
+@styled
+def bench_comparison(bench: pd.DataFrame, title: str):
+    """One bar per implementation (and device): its throughput, log scale, labelled with the
+    seeds it trained at once and how it compares with ``jaxbp_vmap`` (the same maths)."""
+    best = bench.loc[bench.groupby(["impl", "device"])["seed_epochs_per_s"].idxmax()]
+    best = best.sort_values("seed_epochs_per_s").reset_index(drop=True)
+    fig = new_figure((7.0, 1.0 + 0.55 * len(best)))
+    ax = fig.subplots()
+    at = np.arange(len(best))
+    ax.barh(at, best["seed_epochs_per_s"], color=["tab:blue" if str(i).startswith("jaxbp_vmap") else "tab:gray"
+                                                 for i in best["impl"]])
+    ax.set_yticks(at, [f"{i} ({d})" for i, d in zip(best["impl"], best["device"])], fontsize=8)
+    vmap = best.loc[best["impl"] == "jaxbp_vmap", "seed_epochs_per_s"]
+    for y, row in best.iterrows():
+        note = f"{row['seed_epochs_per_s']:.3g}/s, {int(row['num_seeds']):,} seeds"
+        if len(vmap) and row["impl"] != "jaxbp_vmap":
+            ratio = vmap.iloc[0] / row["seed_epochs_per_s"]
+            note += f"; vmap is {ratio:.3g}× this" if ratio >= 1 else f"; {1 / ratio:.3g}× vmap"
+        ax.annotate(note, (row["seed_epochs_per_s"], y), xytext=(4, 0), textcoords="offset points",
+                    va="center", fontsize=7)
+    ax.set(xscale="log", xlabel="throughput (seed-epochs / s, log scale)")
+    ax.set_xlim(best["seed_epochs_per_s"].min() / 3, best["seed_epochs_per_s"].max() * 60)
+    ax.grid(axis="y", visible=False)
+    _title(fig, title)
+    return fig
+
+
+__all__ = ["bench_comparison", "success_heatmap", "success_bars", "percent_text", "train_test_losses", "search_view", "styled", "new_figure", "STYLE", "curve_panels", "final_loss_panels", "km_curves",
            "plane", "decision_boundaries", "seed_figure", "scaling", "ordered", "label", "loss_limits"]

@@ -1,12 +1,14 @@
-"""``python -m jaxbp.report <run-or-sweep-dir> [--seed N]``: figures and a ``report.md``.
+"""``python -m jaxbp.report <path> [--seed N] [--zoom x0,x1,y0,y1]``: figures and a ``report.md``.
 
 It reads results only through :mod:`jaxbp.results`: a sweep dir (its ``sweep.csv`` and the
-job dirs it lists), a run dir, or a ``bench.csv`` (throughput against seeds); it never
-writes a result file. ``--seed N`` draws one network of a run. Output goes to
-``<dir>/report/`` (next to a ``bench.csv``, ``bench_report/``). How fast seeds learn is
-shown by Kaplan–Meier curves, which count the seeds that never reached the target too.
-Anything it cannot use ends the command with one line and exit status 2.
-"""
+job dirs it lists; a sweep that has not finished gets a partial report of its finished
+jobs, an Optuna study a search view), a run dir (one whose job failed is reported as
+failed, with its reason), an atlas dir, or a benchmark CSV (the implementations compared,
+and throughput against seeds); it never writes a result file. ``--seed N`` draws one
+network of a run. Output goes to ``<dir>/report/`` (next to a benchmark's ``<name>.csv``,
+``<name>_report/``). How fast seeds learn is shown by Kaplan–Meier curves, which count the
+seeds that never reached the target too. Anything it cannot use ends the command with one
+line and exit status 2."""
 
 from __future__ import annotations
 
@@ -544,7 +546,10 @@ def report_seed(run_dir: Path, seed: int) -> list[Path]:
 
 # ---------------------------------------------------------------- benchmarks, atlases
 def report_bench(path: Path) -> list[Path]:
-    """``bench_report/`` next to the bench file: throughput against seeds; returns the files."""
+    """``<stem>_report/`` next to the bench file (``bench.csv`` -> ``bench_report/``, so two
+    bench files in one folder keep their own reports): the implementations compared at one
+    size (``comparison.png``), throughput against seeds where a series has several sizes
+    (``scaling.png``), and the table with rounded numbers. Returns the files written."""
     from jaxbp import figures
 
     try:
@@ -554,16 +559,43 @@ def report_bench(path: Path) -> list[Path]:
     missing = [c for c in ("impl", "device", "num_seeds", "seed_epochs_per_s") if c not in bench.columns]
     if missing:
         raise ReportError(f"{path} lacks the columns {missing} of a jaxbp bench.csv")
-    series = bench[bench["impl"].astype(str).str.startswith("jaxbp_vmap")]
-    series = series.assign(num_seeds=pd.to_numeric(series["num_seeds"], errors="coerce"),
-                           seed_epochs_per_s=pd.to_numeric(series["seed_epochs_per_s"], errors="coerce")).dropna(
+    rows = bench.assign(num_seeds=pd.to_numeric(bench["num_seeds"], errors="coerce"),
+                        seed_epochs_per_s=pd.to_numeric(bench["seed_epochs_per_s"], errors="coerce")).dropna(
         subset=["num_seeds", "seed_epochs_per_s"])
-    if series.empty:
-        raise ReportError(f"{path} has no jaxbp_vmap rows with numbers to draw")
-    out = path.parent / "bench_report"
-    fig = _save(figures.scaling(series.assign(impl="jaxbp_vmap"), "jaxbp throughput vs seeds"), out, "scaling.png")
-    results.write_text(out / "report.md", f"# Benchmark\n\n{_markdown_table(bench)}\n\n![scaling]({fig.name})\n")
-    return [fig, out / "report.md"]
+    if rows.empty:
+        raise ReportError(f"{path} has no rows with numbers to draw")
+    out, figs = path.parent / f"{path.stem}_report", []
+    compared = rows[~rows["impl"].astype(str).str.endswith("_scaling")]
+    if compared["impl"].nunique() >= 2:
+        figs.append(_save(figures.bench_comparison(compared, f"Implementations compared: {_bench_job(bench)}"),
+                          out, "comparison.png"))
+    series = rows.assign(impl=rows["impl"].astype(str).str.removesuffix("_scaling"))
+    series = series[series.groupby(["impl", "device"])["num_seeds"].transform("nunique") >= 2]
+    if not series.empty:
+        figs.append(_save(figures.scaling(series, "Throughput against seeds trained at once"), out, "scaling.png"))
+    if not figs:  # one row: its number is the report
+        figs.append(_save(figures.bench_comparison(rows, f"Throughput: {_bench_job(bench)}"), out, "comparison.png"))
+    for stale in {"comparison.png", "scaling.png"} - {p.name for p in figs}:
+        (out / stale).unlink(missing_ok=True)
+    images = "\n".join(f"![{p.stem}]({p.name})" for p in figs)
+    results.write_text(out / "report.md", f"# Benchmark: {path.name}\n\n{_markdown_table(_rounded(bench))}\n\n{images}\n")
+    return [*figs, out / "report.md"]
+
+
+def _bench_job(bench: pd.DataFrame) -> str:
+    """``1000 epochs, hidden 3, cpu``: what every row of a bench file trained."""
+    parts = [f"{bench[c].iloc[0]} {name}" for c, name in (("epochs", "epochs"), ("hidden", "hidden units"))
+             if c in bench.columns and bench[c].nunique() == 1]
+    return ", ".join(parts + [", ".join(map(str, bench["device"].unique()))])
+
+
+def _rounded(frame: pd.DataFrame) -> pd.DataFrame:
+    """Floats as a reader wants them: 3 significant digits, big ones whole with separators."""
+    def show(value):
+        if not isinstance(value, float) or not np.isfinite(value):
+            return value
+        return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.3g}"
+    return frame.apply(lambda column: column.map(show) if column.dtype.kind == "f" else column)
 
 
 def _zoom_box(text: str) -> tuple[float, ...]:

@@ -380,3 +380,24 @@ def test_a_job_line_names_its_weight_penalties():
     assert "sgd lr=0.5 l2=0.001, 100 epochs" in job.describe(summary, "d")
     summary["config"]["l2"] = 0.0
     assert "sgd lr=0.5, 100 epochs" in job.describe(summary, "d")
+
+
+def test_bench_report_compares_implementations_rounds_and_keeps_one_dir_per_file(tmp_path):
+    """issue #28 item 19: the README's own bench command gave one dot, report.md printed
+    15798879.53…, and a second bench file overwrote the first one's report."""
+    one_size = pd.DataFrame({"impl": ["jaxbp_vmap", "jaxbp_sequential", "numpy_batched"], "device": "cpu",
+                             "num_seeds": [10000, 256, 10000], "epochs": 1000, "hidden": 3,
+                             "seed_epochs_per_s": [15798879.5312, 1.4e6, 1.9e6], "wall_s": [0.6329113924, 0.2, 5.3]})
+    one_size.to_csv(tmp_path / "bench.csv", index=False)
+    one_size.assign(device="gpu").to_csv(tmp_path / "bench_gpu.csv", index=False)
+    assert report.main([str(tmp_path / "bench.csv")]) == 0
+    assert report.main([str(tmp_path / "bench_gpu.csv")]) == 0
+    for name, device in (("bench_report", "cpu"), ("bench_gpu_report", "gpu")):
+        text = (tmp_path / name / "report.md").read_text()
+        assert f"| jaxbp_vmap | {device} | 10000 | 1000 | 3 | 15,798,880 | 0.633 |" in text
+        assert "15798879.53" not in text and "(comparison.png)" in text
+        assert {p.name for p in (tmp_path / name).glob("*.png")} == {"comparison.png"}  # one size: no scaling
+    fig = figures.bench_comparison(one_size, "t")
+    notes = {t.get_text() for t in fig.axes[0].texts}
+    assert notes == {"1.4e+06/s, 256 seeds; vmap is 11.3× this", "1.9e+06/s, 10,000 seeds; vmap is 8.32× this",
+                     "1.58e+07/s, 10,000 seeds"}

@@ -139,7 +139,7 @@ def scaling(work: Path) -> dict:
     csv = work / "scaling_h200.csv"
     shutil.copyfile(FIGURES.parent / "results" / "scaling_h200.csv", csv)
     _cli("jaxbp.report", str(csv), cwd=work)
-    shutil.copyfile(next(work.glob("*bench_report*/scaling.png")), FIGURES / "scaling_h200.png")
+    shutil.copyfile(work / "scaling_h200_report" / "scaling.png", FIGURES / "scaling_h200.png")
     return {"source": "experiments/results/scaling_h200.csv"}
 
 
