@@ -291,7 +291,8 @@ def final_loss_panels(losses_by_job: dict[str, np.ndarray], title: str, target: 
     pooled = np.concatenate(finite + [np.array([target])] if target else finite)
     low, high = (np.log10(pooled.min()), np.log10(pooled.max())) if pooled.size else (-3.0, 0.0)
     bins = np.linspace(low - 0.1, high + 0.1, 40)
-    fig, axes = _grid(len(losses_by_job), height=2.3, sharex=True)
+    single = len(losses_by_job) == 1  # one run: a panel wide enough for its title
+    fig, axes = _grid(len(losses_by_job), width=6.5 if single else 3.2, height=3.6 if single else 2.3, sharex=True)
     for ax, (name, values), kept in zip(axes, losses_by_job.items(), finite):
         ax.hist(np.log10(kept), bins=bins, color="tab:purple")
         if target:
@@ -498,10 +499,13 @@ def _unit_lines(ax, units: dict):
     gx, gy = plane(x, steps=2)
     (x0, x1), (y0, y1) = (gx.min(), gx.max()), (gy.min(), gy.max())
     ts = np.linspace(-1, 1, 2) * 10 * max(x1 - x0, y1 - y0)
+    corners = np.array([[x0, y0], [x0, y1], [x1, y0], [x1, y1]])
+    outside = []
     for j in range(W.shape[1]):
         w, c = W[:, j], b[j]
         norm = float(np.hypot(*w))
-        if norm == 0 or not np.isfinite(norm):
+        if norm == 0 or not np.isfinite(norm) or len(set(np.sign(corners @ w + c))) == 1:
+            outside.append(j + 1)  # its line misses the view: named under the legend, not in it
             continue
         foot = -c * w / norm**2  # the point of the line nearest the origin
         along = np.array([-w[1], w[0]]) / norm
@@ -510,7 +514,10 @@ def _unit_lines(ax, units: dict):
     ax.set(xlim=(x0, x1), ylim=(y0, y1), xlabel="x₁", ylabel="x₂",
            title=units.get("title", "hidden units: w·x + b = 0"))
     ax.grid(False)
-    ax.legend(fontsize=7, loc="lower right")
+    legend = ax.legend(fontsize=7, loc="lower right")
+    if outside:
+        legend.set_title(f"unit{'s' if len(outside) > 1 else ''} {', '.join(map(str, outside))}: "
+                         "line outside the view", prop={"size": 7})
 
 
 def _output_bars(ax, output: np.ndarray, target: np.ndarray):

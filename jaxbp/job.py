@@ -77,7 +77,7 @@ def describe(summary: dict[str, Any], job_dir: Path) -> str:
              f"(95% CI {100 * low:.1f}–{100 * high:.1f}%)"]
     median = summary.get("epochs_to_target_km_median")
     if median is not None and not (isinstance(median, float) and math.isnan(median)):
-        parts.append(f"median {median:.0f} epochs to target")
+        parts.append(f"median {median:.0f} epoch{'' if round(median) == 1 else 's'} to target")
     elif summary.get("success_rate", 0) > 0:
         parts.append("median epochs to target: not reached by half the seeds")
     accuracy = [f"{name} acc {_pct(summary[key])}" for name, key in

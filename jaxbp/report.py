@@ -126,6 +126,16 @@ def read_job(path: Path, label: str = "") -> Job:
 
 
 # ---------------------------------------------------------------- words for figures
+def same_precision(value: float, *others: float, digits: int = 3) -> list[str]:
+    """``value`` to ``digits`` significant digits and ``others`` (its interval) to the same
+    decimal places: ``0.00277 (CI 0.00266–0.00288)``, never ``0.00277 (CI 0.00266–0.002876)``."""
+    numbers = [value, *others]
+    if not all(np.isfinite(numbers)) or value == 0 or abs(value) >= 10 ** digits or abs(value) < 1e-4:
+        return [format(v, f".{digits}g") for v in numbers]
+    decimals = max(0, digits - 1 - int(np.floor(np.log10(abs(value)))))
+    return [f"{v:.{decimals}f}" for v in numbers]
+
+
 def _fmt(value, spec: str = ".4g") -> str:
     return "" if value is None or (isinstance(value, float) and np.isnan(value)) else format(value, spec)
 
@@ -409,7 +419,7 @@ def _run_lines(job: Job) -> list[str]:
         "- expected epochs with restarts (Fahlman): " + _ci(
             f["epochs_with_restarts"], f["epochs_with_restarts_ci_low"], f["epochs_with_restarts_ci_high"], ".0f",
             missing="— (no seed solved)"),
-        "- median final loss: " + (f"{f['final_loss_median']:.4g} (bootstrap 95% CI {low:.4g}–{high:.4g})"
+        "- median final loss: " + ("{} (bootstrap 95% CI {}–{})".format(*same_precision(f["final_loss_median"], low, high))
                                    if f["final_loss_median"] is not None else "none finite: every seed diverged"),
     ]
     if job.summary.get("data", {}).get("classes", True):

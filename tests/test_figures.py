@@ -160,3 +160,23 @@ def test_the_median_curve_ends_when_few_seeds_still_train():
     everyone = figures.curve_panels({"all seeds": _curves({s: [0.3, 0.2, 0.1] for s in range(8)})}, "t")
     median = next(line for line in everyone.axes[0].lines if line.get_label() == "median")
     assert list(median.get_xdata()) == [0, 10, 20] and not everyone.axes[0].texts
+
+
+# ---------------------------------------------------------------- issue #28 item 22: small things
+def test_a_single_runs_final_loss_figure_is_wide_enough_for_its_title():
+    title = "Final train loss per seed (dashed: target 0.01): xor 2-3-1 sigmoid/sigmoid/mse, sgd lr=0.5, 5000 epochs"
+    fig = figures.final_loss_panels({"all seeds": np.array([0.001, 0.002, 0.06])}, title, 0.01)
+    assert fig.get_figwidth() * fig.dpi >= 700  # was 418 px, the title wrapped onto 5 lines
+    assert fig._suptitle.get_text().count("\n") <= 1
+
+
+def test_a_unit_whose_line_misses_the_view_is_named_outside_the_legend():
+    fig = figures.new_figure((4, 4))
+    ax = fig.subplots()
+    x = np.array([[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]])
+    W = np.array([[1.0, 1.0], [1.0, 0.0]])  # unit 1: x₁ + x₂ = 1, in view; unit 2: x₁ = -50, far left
+    figures._unit_lines(ax, {"x": x, "y": np.array([0, 1, 1, 0]), "W": W, "b": np.array([-1.0, 50.0]),
+                             "targets": "binary"})
+    legend = ax.get_legend()
+    assert [t.get_text() for t in legend.get_texts()] == ["class 0", "class 1", "unit 1"]
+    assert legend.get_title().get_text() == "unit 2: line outside the view"

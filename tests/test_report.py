@@ -401,3 +401,21 @@ def test_bench_report_compares_implementations_rounds_and_keeps_one_dir_per_file
     notes = {t.get_text() for t in fig.axes[0].texts}
     assert notes == {"1.4e+06/s, 256 seeds; vmap is 11.3× this", "1.9e+06/s, 10,000 seeds; vmap is 8.32× this",
                      "1.58e+07/s, 10,000 seeds"}
+
+
+@pytest.mark.parametrize("value, low, high, shown", [
+    (0.00277, 0.00266, 0.002876, ["0.00277", "0.00266", "0.00288"]),
+    (0.125, 0.1249, 0.13, ["0.125", "0.125", "0.130"]),
+    (12.5, 11.0, 14.0, ["12.5", "11.0", "14.0"]),
+    (0.0, 0.0, 0.001, ["0", "0", "0.001"])])
+def test_a_figure_and_its_interval_share_one_precision(value, low, high, shown):
+    """issue #28 item 22: report.md printed "0.00277 (CI 0.00266–0.002876)"."""
+    assert report.same_precision(value, low, high) == shown
+
+
+def test_a_job_line_says_1_epoch_not_1_epochs():
+    summary = {"config": {"data": {"name": "file"}, "optim": {"name": "sgd"}, "lr": 0.5, "epochs": 100,
+                          "target_loss": 0.01}, "num_seeds": 4, "spec": [2, 1], "success_rate": 1.0,
+               "success_ci_low": 0.5, "success_ci_high": 1.0, "epochs_to_target_km_median": 1, "diverged_rate": 0.0,
+               "wall_s": 1.0, "compile_s": 0.5}
+    assert "median 1 epoch to target" in job.describe(summary, "d")
