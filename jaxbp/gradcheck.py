@@ -120,16 +120,19 @@ def _cases(specs):
 
 def _report(specs, args) -> int:
     key = jax.random.PRNGKey(args.seed)
-    print(f"{'spec':<44} {'layer':>5} {'max abs err':>12} {'max rel err':>12}")
+    cases = list(_cases(specs))
+    names = [_describe(spec) + ("" if live is None else f" masked to {'-'.join(map(str, live))}")
+             for spec, live in cases]
+    width = max([44, *map(len, names)])  # masked specs have long names: the columns stay aligned
+    print(f"{'spec':<{width}} {'layer':>5} {'max abs err':>12} {'max rel err':>12}")
     worst, count = 0.0, 0
-    for spec, live in _cases(specs):
+    for (spec, live), name in zip(cases, names):
         count += 1
         rows = compare(spec, key, args.batch, args.l1, args.l2, live)
-        name = _describe(spec) + ("" if live is None else f" masked to {'-'.join(map(str, live))}")
         shown = rows if args.verbose else [max(rows, key=lambda row: row[2])]
         for layer, abs_err, rel_err in shown:
             flag = "" if rel_err <= args.tol else "  FAIL"
-            print(f"{name:<44} {layer:>5} {abs_err:>12.2e} {rel_err:>12.2e}{flag}")
+            print(f"{name:<{width}} {layer:>5} {abs_err:>12.2e} {rel_err:>12.2e}{flag}")
         worst = max([worst] + [row[2] for row in rows])
     verdict = "ok" if worst <= args.tol else "FAILED"
     print(f"{count} specs (padded ones included), worst relative error {worst:.2e} "

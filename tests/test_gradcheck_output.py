@@ -1,0 +1,13 @@
+"""``python -m jaxbp.gradcheck``'s table keeps its columns aligned (issue #28 item 22): the
+masked specs' longer names pushed their numbers out of line."""
+
+from jaxbp import gradcheck
+
+
+def test_masked_rows_line_up_with_the_header(capsys):
+    assert gradcheck.main(["--sizes", "2,3,1", "--activation", "sigmoid", "--output", "sigmoid"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    table = [line for line in lines[1:] if "e-" in line and "specs" not in line]
+    assert any("masked to" in line for line in table) and any("masked" not in line for line in table)
+    header_end = lines[0].index("max rel err") + len("max rel err")
+    assert all(len(line) == header_end for line in table), "\n".join([lines[0], *table])
