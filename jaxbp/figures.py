@@ -571,5 +571,6 @@ def bench_comparison(bench: pd.DataFrame, title: str):
     return fig
 
 
-__all__ = ["bench_comparison", "success_heatmap", "success_bars", "percent_text", "train_test_losses", "search_view", "styled", "new_figure", "STYLE", "curve_panels", "final_loss_panels", "km_curves",
+__all__ = ["bench_comparison", "success_heatmap", "success_bars", "percent_text", "train_test_losses",
+           "search_view", "styled", "new_figure", "STYLE", "curve_panels", "final_loss_panels", "km_curves",
            "plane", "decision_boundaries", "seed_figure", "scaling", "ordered", "label", "loss_limits"]

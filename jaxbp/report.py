@@ -419,8 +419,9 @@ def _run_lines(job: Job) -> list[str]:
         "- expected epochs with restarts (Fahlman): " + _ci(
             f["epochs_with_restarts"], f["epochs_with_restarts_ci_low"], f["epochs_with_restarts_ci_high"], ".0f",
             missing="— (no seed solved)"),
-        "- median final loss: " + ("{} (bootstrap 95% CI {}–{})".format(*same_precision(f["final_loss_median"], low, high))
-                                   if f["final_loss_median"] is not None else "none finite: every seed diverged"),
+        "- median final loss: " + (
+            "{} (bootstrap 95% CI {}–{})".format(*same_precision(f["final_loss_median"], low, high))
+            if f["final_loss_median"] is not None else "none finite: every seed diverged"),
     ]
     if job.summary.get("data", {}).get("classes", True):
         accuracy = [f"{name} {100 * f[key]:.1f}%" for name, key in (("train", "train_acc_mean"),
@@ -588,7 +589,8 @@ def report_bench(path: Path) -> list[Path]:
     for stale in {"comparison.png", "scaling.png"} - {p.name for p in figs}:
         (out / stale).unlink(missing_ok=True)
     images = "\n".join(f"![{p.stem}]({p.name})" for p in figs)
-    results.write_text(out / "report.md", f"# Benchmark: {path.name}\n\n{_markdown_table(_rounded(bench))}\n\n{images}\n")
+    table = _markdown_table(_rounded(bench))
+    results.write_text(out / "report.md", f"# Benchmark: {path.name}\n\n{table}\n\n{images}\n")
     return [*figs, out / "report.md"]
 
 

@@ -303,7 +303,8 @@ def test_a_failed_run_is_reported_as_failed_with_its_reason(tmp_path, capsys):
     results.JobDir(run).write_failure("RuntimeError: out of memory\n  (details)", ["lr=1"], None)
     assert report.main([str(run)]) == 2
     err = capsys.readouterr().err.strip()
-    assert err == f"jaxbp.report: {run} is a run that failed, so it has no results to report: RuntimeError: out of memory"
+    assert err == (f"jaxbp.report: {run} is a run that failed, so it has no results to report: "
+                   "RuntimeError: out of memory")
 
 
 def test_a_half_finished_sweep_gets_a_partial_report_of_its_finished_jobs(tmp_path, capsys):
