@@ -34,6 +34,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import textwrap
 import time
 from pathlib import Path
 
@@ -156,6 +157,11 @@ def _out(text: str) -> None:
     cog.out(text.rstrip("\n") + "\n")
 
 
+def _prose(text: str) -> None:
+    """A paragraph, wrapped as the README's hand-written ones are."""
+    _out(textwrap.fill(text, width=92, break_long_words=False, break_on_hyphens=False))
+
+
 def cog_quickstart() -> None:
     _out(f"```\n{_record()['quickstart']['line']}\n```")
 
@@ -190,7 +196,7 @@ def cog_sweep_text() -> None:
     slow = max(100 * r["success_rate"] for r in rows if r["lr"] <= 0.1)
     one = _row(rows, 1, 2)
     too_slow = "not one seed solves it" if slow == 0 else f"at most {slow:.0f}% solve it"
-    _out(f"and the report's heatmap answers the question at a glance: at lr ≥ 1, {_failed(rows, 2)} of "
+    _prose(f"and the report's heatmap answers the question at a glance: at lr ≥ 1, {_failed(rows, 2)} of "
          f"2-2-1 networks never solve XOR, {_failed(rows, 3)} of 2-3-1 networks fail, four hidden units "
          f"fail in {_failed(rows, 4)} of starts and eight in {_failed(rows, 8)}; lr ≤ 0.1 is simply too "
          f"slow for 5,000 epochs ({too_slow}). The two medians show why censoring "
@@ -202,7 +208,7 @@ def cog_sweep_text() -> None:
 def cog_atlas() -> None:
     a = _record()["atlas"]
     z, (bx, by), box = a["zoom"], a["base_point"], a["zoom_box"]
-    _out(f"**{100 * a['success_share']:.1f}% of this plane solves XOR** within 2,000 epochs "
+    _prose(f"**{100 * a['success_share']:.1f}% of this plane solves XOR** within 2,000 epochs "
          f"({a['points']:,} networks; median {a['median_epochs']:,.0f} epochs where solved; "
          f"{100 * a['diverged_share']:.1f}% diverge). Seed 0's own init is the red cross at "
          f"({bx:.2f}, {by:.2f}), {'a solved' if a['base_solved'] else 'an unsolved'} point. The "
