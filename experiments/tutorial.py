@@ -52,7 +52,7 @@ import matplotlib
 import numpy as np
 import pandas as pd
 
-from jaxbp import backprop, config, diagnose, engine, job, model, results, runner, stats
+from jaxbp import backprop, config, diagnose, engine, figures, job, model, results, runner, stats
 
 IN_NOTEBOOK = "ipykernel" in sys.modules
 if not IN_NOTEBOOK:
@@ -78,10 +78,11 @@ def save_and_show(fig, name: str) -> None:
     path = OUT / f"{name}.png"
     fig.savefig(path, dpi=110, bbox_inches="tight")
     print(f"figure → {path}")
-    if IN_NOTEBOOK:
-        plt.show()
-    else:
-        plt.close(fig)
+    if IN_NOTEBOOK:  # display() shows pyplot's figures and jaxbp.figures' Figure objects alike
+        from IPython.display import display
+
+        display(fig)
+    plt.close(fig)
 
 
 def max_abs_diff(a, b) -> float:
@@ -388,8 +389,9 @@ def describe_seed(seed):
     frame = pd.DataFrame({"x₁": x_xor[:, 0], "x₂": x_xor[:, 1], "y": y_xor[:, 0],
                           "h₁": codes[:, 0], "h₂": codes[:, 1], "ŷ": outputs[:, 0]})
     print(f"seed {seed}: E = {float(E_seed):.4f}, |∂E/∂θ| = {grad_norm:.1e}\n{frame.round(3).to_string(index=False)}")
-    print(f"closest hidden codes of a 1-point and a 0-point: {x_xor[i]} and {x_xor[j]}, "
-          f"|Δh| = {gap:.3f}, outputs {outputs[i, 0]:.3f} and {outputs[j, 0]:.3f}\n")
+    print(f"closest hidden codes of a 1-point and a 0-point: h = {codes[i].round(3)} at x = {x_xor[i]} "
+          f"and h = {codes[j].round(3)} at x = {x_xor[j]}, |Δh| = {gap:.3f}, "
+          f"outputs {outputs[i, 0]:.3f} and {outputs[j, 0]:.3f}\n")
 
 
 describe_seed(stuck_seed)
@@ -516,14 +518,19 @@ seed0 = {l2: int(members.index[(members["lr"] == moons_cfg.lr) & (members["l2"] 
 panels = [(member_params(grid, seed0[0.0]), "all epochs, no penalty"),
           (member_params(grid, seed0[1e-4]), "L2 λ = 1e-4"),
           (member_params(stopped, 0), f"early stopping (patience {PATIENCE})")]
-fig, axes = plt.subplots(1, 3, figsize=(14, 4.6), layout="constrained")
-for ax, (params_k, title) in zip(axes, panels):
-    draw_boundary(ax, moons_spec, params_k, moons_data.x_train, moons_data.y_train,
-                  f"seed 0, lr={moons_cfg.lr}: {title}")
+# jaxbp.figures draws what `python -m jaxbp.report` draws: P(class 1) over the plane, its 0.5
+# line and the training points; the test points (gold-edged squares) are added on top.
+gx, gy = figures.plane(moons_data.x_train)
+grid_points = np.stack([gx.ravel(), gy.ravel()], axis=1).astype(np.float32)
+surfaces = {f"seed 0, lr={moons_cfg.lr}: {title}":
+            np.asarray(model.forward(moons_spec, params_k, grid_points))[:, 0].reshape(gx.shape)
+            for params_k, title in panels}
+fig = figures.decision_boundaries(moons_data.x_train, moons_data.y_train[:, 0].astype(int), surfaces, gx, gy,
+                                  "binary", "Moons: no penalty, an L2 penalty, early stopping", " (standardised)")
+for ax in fig.axes[:len(panels)]:
     ax.scatter(moons_data.x_test[:, 0], moons_data.x_test[:, 1], c=moons_data.y_test.ravel(), cmap="RdBu_r",
-               vmin=0, vmax=1, marker="s", edgecolors="gold", s=40, label="test points")
-    ax.legend(fontsize=8, loc="lower left")
-    ax.set(xlabel="x₁ (standardised)", ylabel="x₂ (standardised)")
+               vmin=0, vmax=1, marker="s", edgecolors="gold", s=30, label="test points")
+fig.axes[0].legend(fontsize=7, loc="lower left")
 save_and_show(fig, "6_moons_regularisation")
 
 # %% [markdown]

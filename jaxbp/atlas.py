@@ -194,14 +194,14 @@ def stored_config(atlas_dir) -> tuple[RunConfig, AtlasOptions]:
 
 def zoom(atlas_dir, box, out_dir=None, progress: bool | None = None) -> Path:
     """Re-runs an atlas at its resolution inside ``box = (x0, x1, y0, y1)``, in axis units;
-    returns the new atlas dir (default ``<atlas_dir>/zoom/<x0>_<x1>_<y0>_<y1>``).
+    returns the new atlas dir (default ``<atlas_dir>/zoom/box_<x0>_<x1>_<y0>_<y1>``).
 
     Raises:
         ConfigError: a bad box. results.ResultsError: not an atlas dir.
     """
     cfg, options = stored_config(atlas_dir)
     options = dataclasses.replace(options, box=list(box))
-    default = Path(atlas_dir) / "zoom" / "_".join(f"{v:g}" for v in options.box)
+    default = Path(atlas_dir) / "zoom" / ("box_" + "_".join(f"{v:g}" for v in options.box))  # never "-1_..."
     out_dir = Path(out_dir) if out_dir is not None else default
     run_atlas(cfg, options, out_dir, progress)
     return out_dir
@@ -300,4 +300,6 @@ def cli() -> None:
 
 
 if __name__ == "__main__":
-    cli()
+    from jaxbp import pipes
+
+    pipes.quiet_pipe(cli)

@@ -356,4 +356,6 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from jaxbp import pipes
+
+    sys.exit(pipes.quiet_pipe(main))

@@ -25,7 +25,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import pandas as pd
 
-from jaxbp import results, stats
+from jaxbp import pipes, results, stats
 
 ALPHA = 0.05
 
@@ -185,13 +185,24 @@ def readable(frame: pd.DataFrame, by: str) -> pd.DataFrame:
     return table.drop(columns=[] if others else ["jobs alike in"])
 
 
+def _alpha(text: str) -> float:
+    """A significance level: a number strictly between 0 and 1 (0 declares nothing, 1 everything)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number in (0, 1), such as 0.05")
+    return value
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m jaxbp.compare", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("sweep_dir", type=Path, help="a sweep dir (it holds sweep.csv)")
     parser.add_argument("--by", required=True, help="the swept key to compare, e.g. optim or lr")
-    parser.add_argument("--alpha", type=float, default=ALPHA,
-                        help=f"family-wise error rate of each Holm-corrected family (default {ALPHA})")
+    parser.add_argument("--alpha", type=_alpha, default=ALPHA,
+                        help=f"family-wise error rate of each Holm-corrected family, in (0, 1) (default {ALPHA})")
     args = parser.parse_args(argv)
     try:
         frame = compare(args.sweep_dir, args.by, args.alpha)
@@ -207,4 +218,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(pipes.quiet_pipe(main))

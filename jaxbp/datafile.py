@@ -1,7 +1,8 @@
 """Reads a user's data file (``data=file``) and refuses, in one line, any file it cannot
 trust: the one door through which a ``.csv`` or ``.npz`` becomes arrays.
 
-A ``.csv`` has a header line; ``target`` names the target column (default: the last). A
+A ``.csv`` has a header line naming the columns (a first line of numbers alone is refused,
+not silently taken as names); ``target`` names the target column (default: the last). A
 ``.npz`` holds arrays ``x`` and ``y`` (or ``target`` naming the y array). A 1-D target whose
 values are all whole numbers is read as class labels. Sizes are checked before anything
 is loaded: the file with ``stat``, each ``.npz`` member from its ``.npy`` header, and an
@@ -102,6 +103,7 @@ def _checked_file(path: str, max_bytes: int) -> Path:
 
 def _read_csv(path: str, file: Path, target: str | None) -> tuple[np.ndarray, np.ndarray]:
     frame = _parse_csv(path, file)
+    _check_header(path, frame)
     if frame.empty:
         raise DataFileError("data.path", path, f"a header line and at least {MIN_ROWS} data "
                             f"rows; this CSV has a header but no data rows")
@@ -111,6 +113,26 @@ def _read_csv(path: str, file: Path, target: str | None) -> tuple[np.ndarray, np
     values = _csv_numbers(path, file, frame)
     column = frame.columns.get_loc(name)
     return np.delete(values, column, axis=1), values[:, column]
+
+
+def _check_header(path: str, frame: pd.DataFrame) -> None:
+    """Refuses a first line of numbers: pandas would take that data row as the column names,
+    silently training on one row fewer with the target "the column named 1"."""
+    # pandas renames repeated names ("0", "0.1"), so the count of columns is what is compared.
+    names = [str(name).strip() for name in frame.columns]
+    if names and all(_is_number(name) for name in names):
+        shown = ",".join(names) if len(",".join(names)) <= 40 else ",".join(names)[:37] + "..."
+        raise DataFileError("data.path", path, f"a CSV whose first line names the columns; its first line "
+                            f"({shown}) is all numbers, a data row: add a header line such as "
+                            f"{','.join(f'x{i + 1}' for i in range(len(names) - 1))},y")
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _parse_csv(path: str, file: Path) -> pd.DataFrame:

@@ -1,29 +1,48 @@
 """Matplotlib figures of runs and sweeps. Each function takes tidy frames, returns a Figure.
 
-The Agg backend is selected before pyplot loads, so no display is needed. Figures use small
-multiples rather than crowded legends, label every axis with its unit, and keep text from
-overlapping with ``constrained`` layout. No JAX here: the report computes predictions.
+Figures are ``matplotlib.figure.Figure`` objects, not pyplot's: no backend is chosen and no
+display is needed (``fig.savefig(path)`` renders with Agg), and nothing global changes.
+Each is built under ``matplotlib.rc_context(STYLE)``, so importing this module, or drawing,
+leaves the caller's rcParams and backend as they were. Figures use small multiples rather
+than crowded legends, label every axis with its unit, and keep text from overlapping with
+``constrained`` layout. No JAX here: the report computes predictions.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 import textwrap
 
 import matplotlib
+import numpy as np
+import pandas as pd
+from matplotlib.colors import BoundaryNorm, ListedColormap
+from matplotlib.figure import Figure
+from matplotlib.patches import Patch
+from matplotlib.ticker import MaxNLocator
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from matplotlib.colors import BoundaryNorm, ListedColormap  # noqa: E402
-from matplotlib.patches import Patch  # noqa: E402
-from matplotlib.ticker import MaxNLocator  # noqa: E402
-
-plt.rcParams.update({"figure.dpi": 110, "axes.grid": True, "grid.alpha": 0.3,
-                     "axes.spines.top": False, "axes.spines.right": False})
+STYLE = {"figure.dpi": 110, "axes.grid": True, "grid.alpha": 0.3,
+         "axes.spines.top": False, "axes.spines.right": False}
 FEW_CURVES = 6  # up to this many jobs share one axis with a legend; more get small multiples
-CLASS_COLOURS = plt.get_cmap("tab10").colors
+# A loss median is drawn only while this many seeds (and this share of them) still train.
+MIN_RUNNING, MIN_RUNNING_SHARE = 5, 0.1
+CLASS_COLOURS = matplotlib.colormaps["tab10"].colors
+
+
+def styled(draw):
+    """Runs a figure function under ``rc_context(STYLE)``: the style applies to the axes it
+    creates, and the caller's rcParams are restored afterwards."""
+    @functools.wraps(draw)
+    def inside_style(*args, **kwargs):
+        with matplotlib.rc_context(STYLE):
+            return draw(*args, **kwargs)
+    return inside_style
+
+
+def new_figure(figsize, **kwargs) -> Figure:
+    """A ``Figure`` with constrained layout, attached to no pyplot window."""
+    return Figure(figsize=figsize, layout="constrained", **kwargs)
 
 
 def _title(fig, text: str) -> None:
@@ -36,8 +55,8 @@ def _grid(count: int, width: float = 3.2, height: float = 2.6, max_cols: int = 4
     its x tick labels, which a shared x axis would otherwise hide."""
     cols = min(count, max_cols)
     rows = math.ceil(count / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(width * cols + 0.6, height * rows + 0.8),
-                             squeeze=False, layout="constrained", **share)
+    fig = new_figure((width * cols + 0.6, height * rows + 0.8))
+    axes = fig.subplots(rows, cols, squeeze=False, **share)
     for ax in axes.flat[count:]:
         ax.set_visible(False)
     for ax in axes.flat[max(0, count - cols):count]:
@@ -63,6 +82,7 @@ def label(value) -> str:
 
 
 # ---------------------------------------------------------------- success rates
+@styled
 def success_heatmap(sweep: pd.DataFrame, row_key: str, col_key: str, panel_keys: list[str],
                     title: str):
     """Success rate (%) over ``row_key`` × ``col_key``, one panel per other swept value."""
@@ -77,7 +97,7 @@ def success_heatmap(sweep: pd.DataFrame, row_key: str, col_key: str, panel_keys:
         image = ax.imshow(grid, cmap="viridis", vmin=0, vmax=100, aspect="auto", origin="lower")
         for (i, j), value in np.ndenumerate(grid):
             finite = np.isfinite(value)
-            ax.text(j, i, f"{value:.0f}" if finite else "no job", ha="center", va="center", fontsize=9,
+            ax.text(j, i, percent_text(value) if finite else "no job", ha="center", va="center", fontsize=9,
                     color=("white" if value < 60 else "black") if finite else "0.5")
         ax.set_xticks(range(len(cols)), [label(c) for c in cols])
         ax.set_yticks(range(len(rows)), [label(r) for r in rows])
@@ -91,12 +111,25 @@ def success_heatmap(sweep: pd.DataFrame, row_key: str, col_key: str, panel_keys:
     return fig
 
 
+def percent_text(value: float) -> str:
+    """A percentage for a heatmap cell: whole numbers, except that a share near the ends
+    keeps one decimal (99.6, 0.3) and never rounds onto them: ``<100`` and ``>0`` say that
+    some, but very few, seeds failed (or succeeded)."""
+    if value in (0.0, 100.0) or 0.5 <= value < 99.5:
+        return f"{value:.0f}"
+    text = f"{value:.1f}"
+    if text == "100.0":
+        return "<100"
+    return ">0" if text == "0.0" else text
+
+
 def _index(values: list, value) -> int:
     missing = isinstance(value, float) and math.isnan(value)
     return next(i for i, v in enumerate(values) if (isinstance(v, float) and math.isnan(v)) == missing
                 and (missing or v == value))
 
 
+@styled
 def success_bars(sweep: pd.DataFrame, key: str, title: str):
     """Success rate (%) with Wilson 95% intervals, for a sweep over one key."""
     order = ordered(sweep[key])
@@ -104,9 +137,70 @@ def success_bars(sweep: pd.DataFrame, key: str, title: str):
     rate = frame["success_rate"].to_numpy(float) * 100
     err = np.vstack([rate - frame["success_ci_low"].to_numpy(float) * 100,
                      frame["success_ci_high"].to_numpy(float) * 100 - rate])
-    fig, ax = plt.subplots(figsize=(max(4.5, 0.8 * len(frame)), 3.6), layout="constrained")
+    fig = new_figure((max(4.5, 0.8 * len(frame)), 3.6))
+    ax = fig.subplots()
     ax.bar([label(v) for v in frame[key]], rate, yerr=err, capsize=4, color="tab:blue")
     ax.set(xlabel=key, ylabel="seeds converged (%)", ylim=(0, 105))
+    _title(fig, title)
+    return fig
+
+
+@styled
+def train_test_losses(frame: pd.DataFrame, title: str):
+    """Mean final train and test loss per job (``frame``: ``job, train, test``), log scale:
+    a test loss far above the train loss is overfitting."""
+    fig = new_figure((max(5.0, 0.55 * len(frame) + 2), 3.8))
+    ax = fig.subplots()
+    at = np.arange(len(frame))
+    for column, marker, colour in (("train", "o", "tab:blue"), ("test", "s", "tab:orange")):
+        values = pd.to_numeric(frame[column], errors="coerce").to_numpy(float)
+        ax.plot(at, values, marker, color=colour, label=f"{column} loss")
+    ax.vlines(at, frame["train"].astype(float), frame["test"].astype(float), color="0.6", linewidth=1)
+    ax.set_xticks(at, frame["job"], rotation=45 if len(frame) > 4 else 0, ha="right" if len(frame) > 4 else "center",
+                  fontsize=8)
+    ax.set(yscale="log", ylabel="mean final loss over seeds (log scale)")
+    ax.legend(fontsize=8)
+    _title(fig, title)
+    return fig
+
+
+@styled
+def search_view(trials: pd.DataFrame, params: list[str], log_keys: set[str], objective: str,
+                direction: str, title: str):
+    """An Optuna search: the objective against each searched parameter (one panel each, a log
+    axis where the space is log-scaled, categories as strips), and the best so far by trial.
+
+    Args:
+        trials: one row per trial: ``trial``, ``objective`` and each parameter's value.
+    """
+    fig, axes = _grid(len(params) + 1, width=3.6, height=3.0, max_cols=3)
+    value = pd.to_numeric(trials["objective"], errors="coerce").to_numpy(float)
+    best_at = int(np.nanargmax(value) if direction == "maximize" else np.nanargmin(value)) if np.isfinite(
+        value).any() else None
+    for ax, key in zip(axes, params):
+        column = trials[key]
+        numeric = pd.api.types.is_numeric_dtype(column)
+        if numeric:
+            ax.plot(column, value, "o", color="tab:blue", alpha=0.7, markersize=4)
+            if key in log_keys:
+                ax.set_xscale("log")
+        else:
+            order = ordered(column)
+            ax.plot([_index(order, v) for v in column], value, "o", color="tab:blue", alpha=0.7, markersize=4)
+            ax.set_xticks(range(len(order)), [label(v) for v in order])
+        if best_at is not None:
+            x = column.iloc[best_at] if numeric else _index(ordered(column), column.iloc[best_at])
+            ax.plot([x], [value[best_at]], "*", color="tab:red", markersize=12, label="best")
+        ax.set(xlabel=f"{key}{' (log scale)' if key in log_keys else ''}", ylabel=objective)
+    ax = axes[-1]
+    order = np.argsort(trials["trial"].to_numpy())
+    seen = value[order]
+    running = (np.fmax.accumulate if direction == "maximize" else np.fmin.accumulate)(
+        np.where(np.isfinite(seen), seen, -np.inf if direction == "maximize" else np.inf))
+    ax.plot(trials["trial"].to_numpy()[order], seen, "o", color="0.6", markersize=3, label="trial")
+    ax.step(trials["trial"].to_numpy()[order], running, where="post", color="tab:red", label="best so far")
+    ax.set(xlabel="trial", ylabel=objective, title="best so far")
+    ax.legend(fontsize=8)
     _title(fig, title)
     return fig
 
@@ -143,6 +237,16 @@ def _band(ax, curves: pd.DataFrame, limits, faint: int = 0, last_epoch: int | No
     if stopped:
         ax.plot(*zip(*stopped), "x", color="tab:red", markersize=5, label="early stopped", zorder=3)
     q = table.quantile([0.25, 0.5, 0.75], axis=1).T
+    running = table.notna().sum(axis=1)  # early stopping ends a seed's curve
+    least = min(table.shape[1], max(MIN_RUNNING, math.ceil(MIN_RUNNING_SHARE * table.shape[1])))
+    enough = running >= least
+    if not enough.all():  # late on, a median of one or two survivors would pose as everyone's
+        q = q[enough]
+        end = q.index.max() if len(q) else table.index.min()
+        ax.axvline(end, color="0.5", linestyle=":", linewidth=1)
+        ax.annotate(f"median ends at epoch {end:g}: after it fewer than {least} of\n{table.shape[1]} seeds "
+                    f"still train ({running.iloc[-1]} at epoch {table.index.max():g})", (0.98, 0.04),
+                    xycoords="axes fraction", ha="right", va="bottom", fontsize=7, color="0.3")
     line, = ax.plot(q.index, q[0.5], label="median")
     ax.fill_between(q.index, q[0.25], q[0.75], alpha=0.25, color=line.get_color(), linewidth=0,
                     label="interquartile range")
@@ -155,6 +259,7 @@ def _band(ax, curves: pd.DataFrame, limits, faint: int = 0, last_epoch: int | No
     return len(stopped)
 
 
+@styled
 def curve_panels(curves_by_job: dict[str, pd.DataFrame], title: str, faint: int = 0,
                  notes: dict[str, str] | None = None, limits: tuple[float, float] | None = None,
                  last_epoch: int | None = None):
@@ -178,6 +283,7 @@ def curve_panels(curves_by_job: dict[str, pd.DataFrame], title: str, faint: int 
     return fig
 
 
+@styled
 def final_loss_panels(losses_by_job: dict[str, np.ndarray], title: str, target: float | None = None):
     """Histogram of log10 final train loss per job; a dashed line marks the target loss.
     A job without a finite loss (every seed diverged) says so in its panel."""
@@ -185,7 +291,8 @@ def final_loss_panels(losses_by_job: dict[str, np.ndarray], title: str, target: 
     pooled = np.concatenate(finite + [np.array([target])] if target else finite)
     low, high = (np.log10(pooled.min()), np.log10(pooled.max())) if pooled.size else (-3.0, 0.0)
     bins = np.linspace(low - 0.1, high + 0.1, 40)
-    fig, axes = _grid(len(losses_by_job), height=2.3, sharex=True)
+    single = len(losses_by_job) == 1  # one run: a panel wide enough for its title
+    fig, axes = _grid(len(losses_by_job), width=6.5 if single else 3.2, height=3.6 if single else 2.3, sharex=True)
     for ax, (name, values), kept in zip(axes, losses_by_job.items(), finite):
         ax.hist(np.log10(kept), bins=bins, color="tab:purple")
         if target:
@@ -212,13 +319,15 @@ def _survival_steps(ax, curve, name: str, color=None):
     return line
 
 
+@styled
 def km_curves(curves: dict, medians: dict[str, str], title: str):
     """Kaplan–Meier: the share of seeds that have reached the target by each epoch, with
     95% bands; seeds that never did count throughout (censored at the last epoch). Few jobs
     share one axis with a legend, more get one panel each. ``medians``: each job's median text."""
     few = len(curves) <= FEW_CURVES
     if few:
-        fig, ax = plt.subplots(figsize=(8.0, 4.6 + 0.2 * math.ceil(len(curves) / 3)), layout="constrained")
+        fig = new_figure((8.0, 4.6 + 0.2 * math.ceil(len(curves) / 3)))
+        ax = fig.subplots()
         axes = [ax] * len(curves)
     else:
         fig, axes = _grid(len(curves), sharex=True, sharey=True)
@@ -296,6 +405,7 @@ def _legend_and_colourbar(fig, axes, shading, targets: str, n_classes: int):
         fig.colorbar(shading, ax=axes, label="predicted output (points: targets)", shrink=0.9)
 
 
+@styled
 def decision_boundaries(x: np.ndarray, y: np.ndarray, surfaces: dict[str, np.ndarray], gx, gy,
                         targets: str, title: str, axis_note: str = ""):
     """The prediction over the input plane for a few seeds, with the training data.
@@ -328,6 +438,7 @@ def decision_boundaries(x: np.ndarray, y: np.ndarray, surfaces: dict[str, np.nda
 
 
 # ---------------------------------------------------------------- one network
+@styled
 def seed_figure(curve: pd.DataFrame | None, epochs: int, target: float | None, boundary: dict | None,
                 units: dict, title: str):
     """One seed: its loss curve (or why there is none), its decision boundary on 2-D data,
@@ -344,7 +455,8 @@ def seed_figure(curve: pd.DataFrame | None, epochs: int, target: float | None, b
             bar chart of the output on the training rows.
     """
     panels = 3 if boundary is not None else 2
-    fig, axes = plt.subplots(1, panels, figsize=(4.2 * panels, 3.8), layout="constrained")
+    fig = new_figure((4.2 * panels, 3.8))
+    axes = fig.subplots(1, panels)
     _seed_curve(axes[0], curve, epochs, target)
     if boundary is not None:
         b = boundary
@@ -392,10 +504,13 @@ def _unit_lines(ax, units: dict):
     gx, gy = plane(x, steps=2)
     (x0, x1), (y0, y1) = (gx.min(), gx.max()), (gy.min(), gy.max())
     ts = np.linspace(-1, 1, 2) * 10 * max(x1 - x0, y1 - y0)
+    corners = np.array([[x0, y0], [x0, y1], [x1, y0], [x1, y1]])
+    outside = []
     for j in range(W.shape[1]):
         w, c = W[:, j], b[j]
         norm = float(np.hypot(*w))
-        if norm == 0 or not np.isfinite(norm):
+        if norm == 0 or not np.isfinite(norm) or len(set(np.sign(corners @ w + c))) == 1:
+            outside.append(j + 1)  # its line misses the view: named under the legend, not in it
             continue
         foot = -c * w / norm**2  # the point of the line nearest the origin
         along = np.array([-w[1], w[0]]) / norm
@@ -404,7 +519,10 @@ def _unit_lines(ax, units: dict):
     ax.set(xlim=(x0, x1), ylim=(y0, y1), xlabel="x₁", ylabel="x₂",
            title=units.get("title", "hidden units: w·x + b = 0"))
     ax.grid(False)
-    ax.legend(fontsize=7, loc="lower right")
+    legend = ax.legend(fontsize=7, loc="lower right")
+    if outside:
+        legend.set_title(f"unit{'s' if len(outside) > 1 else ''} {', '.join(map(str, outside))}: "
+                         "line outside the view", prop={"size": 7})
 
 
 def _output_bars(ax, output: np.ndarray, target: np.ndarray):
@@ -416,9 +534,11 @@ def _output_bars(ax, output: np.ndarray, target: np.ndarray):
 
 
 # ---------------------------------------------------------------- benchmarks
+@styled
 def scaling(bench: pd.DataFrame, title: str):
     """Throughput against the number of seeds trained at once (log-log)."""
-    fig, ax = plt.subplots(figsize=(5.5, 3.8), layout="constrained")
+    fig = new_figure((5.5, 3.8))
+    ax = fig.subplots()
     for (impl, device), frame in bench.groupby(["impl", "device"]):
         frame = frame.sort_values("num_seeds")
         ax.plot(frame["num_seeds"], frame["seed_epochs_per_s"], "o-", label=f"{impl} ({device})")
@@ -429,5 +549,33 @@ def scaling(bench: pd.DataFrame, title: str):
     return fig
 
 
-__all__ = ["success_heatmap", "success_bars", "curve_panels", "final_loss_panels", "km_curves",
+@styled
+def bench_comparison(bench: pd.DataFrame, title: str):
+    """One bar per implementation (and device): its throughput, log scale, labelled with the
+    seeds it trained at once and how it compares with ``jaxbp_vmap`` (the same maths)."""
+    best = bench.loc[bench.groupby(["impl", "device"])["seed_epochs_per_s"].idxmax()]
+    best = best.sort_values("seed_epochs_per_s").reset_index(drop=True)
+    fig = new_figure((7.0, 1.0 + 0.55 * len(best)))
+    ax = fig.subplots()
+    at = np.arange(len(best))
+    ax.barh(at, best["seed_epochs_per_s"], color=["tab:blue" if str(i).startswith("jaxbp_vmap") else "tab:gray"
+                                                 for i in best["impl"]])
+    ax.set_yticks(at, [f"{i} ({d})" for i, d in zip(best["impl"], best["device"])], fontsize=8)
+    vmap = best.loc[best["impl"] == "jaxbp_vmap", "seed_epochs_per_s"]
+    for y, row in best.iterrows():
+        note = f"{row['seed_epochs_per_s']:.3g}/s, {int(row['num_seeds']):,} seeds"
+        if len(vmap) and row["impl"] != "jaxbp_vmap":
+            ratio = vmap.iloc[0] / row["seed_epochs_per_s"]
+            note += f"; vmap is {ratio:.3g}× this" if ratio >= 1 else f"; {1 / ratio:.3g}× vmap"
+        ax.annotate(note, (row["seed_epochs_per_s"], y), xytext=(4, 0), textcoords="offset points",
+                    va="center", fontsize=7)
+    ax.set(xscale="log", xlabel="throughput (seed-epochs / s, log scale)")
+    ax.set_xlim(best["seed_epochs_per_s"].min() / 3, best["seed_epochs_per_s"].max() * 60)
+    ax.grid(axis="y", visible=False)
+    _title(fig, title)
+    return fig
+
+
+__all__ = ["bench_comparison", "success_heatmap", "success_bars", "percent_text", "train_test_losses",
+           "search_view", "styled", "new_figure", "STYLE", "curve_panels", "final_loss_panels", "km_curves",
            "plane", "decision_boundaries", "seed_figure", "scaling", "ordered", "label", "loss_limits"]

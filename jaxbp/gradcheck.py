@@ -178,17 +178,19 @@ FAHLMAN = {"dead_zone": 0.3, "prime_offset": 0.1}
 
 def _report(specs, args) -> int:
     key = jax.random.PRNGKey(args.seed)
-    print(f"{'spec':<44} {'layer':>5} {'max abs err':>12} {'max rel err':>12}")
+    cases = list(_cases(specs))
+    names = [_describe(spec) + ("" if live is None else f" masked to {'-'.join(map(str, live))}")
+             + (" dead zone, f′ offset" if bent else "") for spec, live, bent in cases]
+    width = max([44, *map(len, names)])  # masked specs have long names: the columns stay aligned
+    print(f"{'spec':<{width}} {'layer':>5} {'max abs err':>12} {'max rel err':>12}")
     worst, count = 0.0, 0
-    for spec, live, bent in _cases(specs):
+    for (spec, live, bent), name in zip(cases, names):
         count += 1
         rows = compare(spec, key, args.batch, args.l1, args.l2, live, **bent)
-        name = _describe(spec) + ("" if live is None else f" masked to {'-'.join(map(str, live))}")
-        name += " dead zone, f′ offset" if bent else ""
         shown = rows if args.verbose else [max(rows, key=lambda row: row[2])]
         for layer, abs_err, rel_err in shown:
             flag = "" if rel_err <= args.tol else "  FAIL"
-            print(f"{name:<44} {layer:>5} {abs_err:>12.2e} {rel_err:>12.2e}{flag}")
+            print(f"{name:<{width}} {layer:>5} {abs_err:>12.2e} {rel_err:>12.2e}{flag}")
         worst = max([worst] + [row[2] for row in rows])
     verdict = "ok" if worst <= args.tol else "FAILED"
     print(f"{count} specs (padded ones included), worst relative error {worst:.2e} "
@@ -197,4 +199,6 @@ def _report(specs, args) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from jaxbp import pipes
+
+    sys.exit(pipes.quiet_pipe(main))

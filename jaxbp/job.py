@@ -78,12 +78,12 @@ def describe(summary: dict[str, Any], job_dir: Path) -> str:
     sizes = "-".join(map(str, summary["spec"]))
     low, high = summary["success_ci_low"], summary["success_ci_high"]
     parts = [f"{n} seed{'s' if n != 1 else ''}, {cfg['data']['name']} {sizes}, "
-             f"{cfg['optim']['name']} lr={cfg['lr']:g}, {cfg['epochs']} epochs: "
+             f"{cfg['optim']['name']} lr={cfg['lr']:g}{_penalties(cfg)}, {cfg['epochs']} epochs: "
              f"{_pct(summary['success_rate'])} {success_words(cfg)} "
              f"(95% CI {100 * low:.1f}–{100 * high:.1f}%)"]
     median = summary.get("epochs_to_target_km_median")
     if median is not None and not (isinstance(median, float) and math.isnan(median)):
-        parts.append(f"median {median:.0f} epochs to target")
+        parts.append(f"median {median:.0f} epoch{'' if round(median) == 1 else 's'} to target")
     elif summary.get("success_rate", 0) > 0:
         parts.append("median epochs to target: not reached by half the seeds")
     accuracy = [f"{name} acc {_pct(summary[key])}" for name, key in
@@ -99,6 +99,11 @@ def describe(summary: dict[str, Any], job_dir: Path) -> str:
     if fused > 1:
         timing = f"trained fused with {fused - 1} other job{'s' if fused > 2 else ''}: {timing} for all {fused}"
     return f"{', '.join(parts)}; {timing} → {_shown(job_dir)}"
+
+
+def _penalties(cfg: dict) -> str:
+    """`` l2=0.001`` for each weight penalty in use: jobs of an l1/l2 sweep differ only there."""
+    return "".join(f" {key}={cfg[key]:g}" for key in ("l1", "l2") if cfg.get(key))
 
 
 def _shown(path) -> str:

@@ -160,6 +160,7 @@ def check_fits(cfg: config.RunConfig, dataset: datasets.Dataset) -> specs.Spec:
     require(not (cfg.output == "softmax" and n_out < 2), "output", cfg.output,
             "softmax needs two or more outputs; these targets have one column "
             "(for two classes use output=sigmoid, or loss=ce, which one-hot encodes them)")
+    _check_target_range(cfg, dataset.y_train)
     try:
         spec = cfg.spec(n_in, n_out)
     except ValueError as err:
@@ -174,6 +175,19 @@ def check_fits(cfg: config.RunConfig, dataset: datasets.Dataset) -> specs.Spec:
             f"a network whose training state fits in {MEMBER_BYTES_LIMIT / 2**30:.0f} GiB "
             f"(this one needs about {per_member / 2**30:.1f} GiB per seed)")
     return spec
+
+
+def _check_target_range(cfg: config.RunConfig, y: np.ndarray) -> None:
+    """A sigmoid output lies in (0, 1), and bce's −y·log ŷ − (1−y)·log(1−ŷ) is bounded below
+    only for y in [0, 1]: outside it training "converges" to a negative loss (issue #28)."""
+    low, high = float(np.min(y)), float(np.max(y))
+    if 0.0 <= low and high <= 1.0:
+        return
+    span = f"these targets span [{low:.4g}, {high:.4g}]"
+    require(cfg.loss != "bce", "loss", cfg.loss, f"bce needs targets in [0, 1]; {span} (use loss=mse)")
+    require(cfg.output != "sigmoid", "output", cfg.output,
+            f"sigmoid outputs lie in (0, 1) and can never reach targets outside [0, 1]; {span} "
+            "(use output=identity)")
 
 
 def check_resources(cfg: config.RunConfig, spec: specs.Spec, out_dir: Path | None) -> None:

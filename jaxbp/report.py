@@ -1,16 +1,20 @@
-"""``python -m jaxbp.report <run-or-sweep-dir> [--seed N]``: figures and a ``report.md``.
+"""``python -m jaxbp.report <path> [--seed N] [--zoom x0,x1,y0,y1]``: figures and a ``report.md``.
 
 It reads results only through :mod:`jaxbp.results`: a sweep dir (its ``sweep.csv`` and the
-job dirs it lists), a run dir, or a ``bench.csv`` (throughput against seeds); it never
-writes a result file. ``--seed N`` draws one network of a run. Output goes to
-``<dir>/report/`` (next to a ``bench.csv``, ``bench_report/``). How fast seeds learn is
-shown by Kaplan–Meier curves, which count the seeds that never reached the target too.
-Anything it cannot use ends the command with one line and exit status 2.
-"""
+job dirs it lists; a sweep that has not finished gets a partial report of its finished
+jobs, an Optuna study a search view), a run dir (one whose job failed is reported as
+failed, with its reason), an atlas dir, or a benchmark CSV (the implementations compared,
+and throughput against seeds); it never writes a result file. ``--seed N`` draws one
+network of a run. Output goes to ``<dir>/report/`` (next to a benchmark's ``<name>.csv``,
+``<name>_report/``). How fast seeds learn is shown by Kaplan–Meier curves, which count the
+seeds that never reached the target too. Anything it cannot use ends the command with one
+line and exit status 2."""
 
 from __future__ import annotations
 
 import argparse
+import io
+import re
 import sys
 from pathlib import Path
 from typing import NamedTuple
@@ -18,13 +22,14 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
-from jaxbp import results, stats
+from jaxbp import pipes, results, stats
 from jaxbp.checks import ConfigError
 
 FIGURE_DPI = 110
 # What a run or sweep report draws; one it did not draw this time is removed, not left stale.
 FIGURE_NAMES = ("success_rate.png", "curves.png", "final_loss.png", "km.png", "decision_boundaries.png",
-                "epochs_to_target.png", "diagnosis.png")
+                "epochs_to_target.png", "test_loss.png", "search.png", "diagnosis.png")
+SEARCH_KEYS = ("trial",)  # sweep.csv columns before `job` that number an Optuna trial, not a key
 FAINT_SEEDS = 30  # single seeds drawn behind a run's median curve
 BOUNDARY_SEEDS = 4  # networks in a run's decision-boundary figure
 BAR_ROWS = 60  # training rows in a seed's output bar chart
@@ -35,7 +40,9 @@ class ReportError(Exception):
 
 
 def kind_of(path: Path) -> str:
-    """``bench``, ``atlas``, ``sweep`` or ``run``."""
+    """``bench``, ``atlas``, ``sweep``, ``failed`` (a run dir with ``failed.json``) or ``run``."""
+    if not path.exists():
+        raise ReportError(f"{path} does not exist")
     if path.is_file() and path.suffix == ".csv":
         try:
             columns = pd.read_csv(path, nrows=0).columns
@@ -49,10 +56,22 @@ def kind_of(path: Path) -> str:
         if any((path / name).is_file() for name in ("sweep.csv", "sweep.json", "multirun.yaml")) or any(
                 path.glob(f"*/{results.MARKER}")) or any(path.glob("*/.hydra")):
             return "sweep"
+        if (path / results.FAILED).is_file():
+            return "failed"
         if any((path / name).is_file() for name in (results.MARKER, "summary.json", "seeds.csv")):
             return "run"
     raise ReportError(f"{path} is neither a jaxbp run dir (seeds.csv, summary.json), a sweep dir "
-                      "(sweep.csv) nor a bench.csv")
+                      "(sweep.csv), an atlas dir (atlas.npz) nor a bench.csv")
+
+
+def failed_run(path: Path) -> list[Path]:
+    """A run dir whose job failed: nothing to draw; the refusal says why it failed."""
+    try:
+        reason = results.JobDir(path).failure().get("reason") or "no reason recorded"
+    except (results.ResultsError, AttributeError):
+        reason = "its failed.json cannot be read"
+    raise ReportError(f"{path} is a run that failed, so it has no results to report: "
+                      f"{str(reason).splitlines()[0]}")
 
 
 def _write_report(out: Path, text: list[str], figs: list[Path]) -> list[Path]:
@@ -66,12 +85,10 @@ def _write_report(out: Path, text: list[str], figs: list[Path]) -> list[Path]:
 
 
 def _save(fig, out: Path, name: str) -> Path:
-    import matplotlib.pyplot as plt
-
+    """Writes a ``Figure`` (no pyplot: it renders with Agg itself) atomically as ``out/name``."""
     out.mkdir(parents=True, exist_ok=True)
     path = out / name
     results.atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=FIGURE_DPI, format="png"))
-    plt.close(fig)
     return path
 
 
@@ -109,6 +126,16 @@ def read_job(path: Path, label: str = "") -> Job:
 
 
 # ---------------------------------------------------------------- words for figures
+def same_precision(value: float, *others: float, digits: int = 3) -> list[str]:
+    """``value`` to ``digits`` significant digits and ``others`` (its interval) to the same
+    decimal places: ``0.00277 (CI 0.00266–0.00288)``, never ``0.00277 (CI 0.00266–0.002876)``."""
+    numbers = [value, *others]
+    if not all(np.isfinite(numbers)) or value == 0 or abs(value) >= 10 ** digits or abs(value) < 1e-4:
+        return [format(v, f".{digits}g") for v in numbers]
+    decimals = max(0, digits - 1 - int(np.floor(np.log10(abs(value)))))
+    return [f"{v:.{decimals}f}" for v in numbers]
+
+
 def _fmt(value, spec: str = ".4g") -> str:
     return "" if value is None or (isinstance(value, float) and np.isnan(value)) else format(value, spec)
 
@@ -260,16 +287,83 @@ def _sweep_table(jobs: list[Job], keys: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def _partial_table(sweep_dir: Path) -> pd.DataFrame:
+    """sweep.csv's key and status columns for a sweep that has not written it yet, from its
+    ``jobs.json`` and job dirs (read only: the sweep itself writes sweep.csv at its end)."""
+    from jaxbp.sweep import override_values
+
+    entries = results.SweepDir(sweep_dir).jobs()
+    if not entries:
+        raise ReportError(f"{sweep_dir} has no sweep.csv and no jobs.json: no jobs of this sweep to report")
+    rows = []
+    for entry in sorted(entries, key=lambda e: int(e["num"])):
+        job_dir = str(entry.get("dir") or entry["num"])
+        job = results.JobDir(sweep_dir / job_dir)
+        status = job.status()
+        reason = (job.failure().get("reason", "") if status == "failed" else
+                  "" if status == "ok" else "not finished yet")
+        trial = {"trial": int(entry["trial"])} if "trial" in entry else {}
+        rows.append({**override_values(entry["overrides"]), **trial, "job": int(entry["num"]), "job_dir": job_dir,
+                     "status": status, "reason": reason})
+    columns = list(dict.fromkeys(k for r in rows for k in r))
+    keys = [c for c in columns if c not in ("job", "job_dir", "status", "reason")]
+    frame = pd.DataFrame(rows, columns=keys + ["job", "job_dir", "status", "reason"])
+    return pd.read_csv(io.StringIO(frame.to_csv(index=False)), dtype={"job_dir": str})  # typed as sweep.csv is
+
+
+def _test_loss_figure(jobs: list[Job], what: str):
+    """Mean final train and test loss per job, side by side: where the gap opens, the job overfits."""
+    from jaxbp import figures
+
+    frame = pd.DataFrame({"job": [j.label for j in jobs],
+                          "train": [j.figures.get("final_loss_mean") for j in jobs],
+                          "test": [j.figures.get("test_loss_mean") for j in jobs]})
+    return figures.train_test_losses(frame, f"Mean final loss over seeds, train and test: {what}")
+
+
+def _search_figure(sweep_dir: Path, table: pd.DataFrame, jobs: list[Job], keys: pd.DataFrame, what: str):
+    """An Optuna study: its objective against each searched parameter, and the best so far."""
+    from jaxbp import figures
+
+    best = _read_best(sweep_dir)
+    objective, direction = best.get("objective", "success_rate"), best.get("direction", "maximize")
+    trial_of = dict(zip(table["job"], table["trial"]))
+    frame = keys.assign(trial=[int(trial_of[j]) for j in keys["job"]],
+                        objective=[job.figures[objective] if objective in job.figures else job.summary.get(objective)
+                                   for job in jobs])
+    params = [k for k in keys.columns if k not in ("job", "trial")]
+    return figures.search_view(frame, params, _log_keys(sweep_dir, params), objective, direction,
+                               f"Optuna search, {len(frame)} trials: {objective} ({direction}): {what}")
+
+
+def _read_best(sweep_dir: Path) -> dict:
+    import json
+
+    try:
+        return json.loads((sweep_dir / "best.json").read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _log_keys(sweep_dir: Path, params: list[str]) -> set[str]:
+    """The parameters searched on a log scale (``tag(log, ...)`` in the sweep's overrides or
+    ``hydra.sweeper.params``, as multirun.yaml records them)."""
+    try:
+        text = (sweep_dir / "multirun.yaml").read_text()
+    except OSError:
+        return set()
+    return {k for k in params if re.search(rf"(^|[\s'\"]){re.escape(k)}[=:]\s*'?tag\([^)]*log", text, re.M)}
+
+
 def report_sweep(sweep_dir: Path) -> list[Path]:
     """``<sweep_dir>/report/``: success rates, loss curves, final losses, Kaplan–Meier curves
     and a table per job; returns the files written."""
     from jaxbp import compare, figures
 
-    if not (sweep_dir / "sweep.csv").is_file():
-        raise ReportError(f"{sweep_dir} has no sweep.csv (the sweep did not finish): rerun the same sweep "
-                          "command; it keeps the finished jobs and writes sweep.csv at its end")
-    table = results.SweepDir(sweep_dir).table()
-    jobs, keys, notes = _sweep_jobs(sweep_dir, table, compare.sweep_keys(table))
+    partial = not (sweep_dir / "sweep.csv").is_file()
+    table = _partial_table(sweep_dir) if partial else results.SweepDir(sweep_dir).table()
+    search = "trial" in table.columns
+    jobs, keys, notes = _sweep_jobs(sweep_dir, table, [k for k in compare.sweep_keys(table) if k not in SEARCH_KEYS])
     swept = list(keys.columns[:-1])
     what = describe_job(jobs[0].summary, swept)
     out = sweep_dir / "report"
@@ -277,13 +371,23 @@ def report_sweep(sweep_dir: Path) -> list[Path]:
                                                                      "success_ci_high")})
     figs = []
     title = f"Seeds converged ({target_phrase(jobs[0].config)} at the end): {what}"
-    if len(swept) >= 2:
+    if search:
+        figs.append(_save(_search_figure(sweep_dir, table, jobs, keys, what), out, "search.png"))
+    elif len(swept) >= 2:
         figs.append(_save(figures.success_heatmap(rates, swept[0], swept[1], swept[2:], title), out,
                           "success_rate.png"))
     elif len(swept) == 1:
         figs.append(_save(figures.success_bars(rates, swept[0], title), out, "success_rate.png"))
-    more, curve_notes = _common_figures(jobs, out, what, single=False)
-    text = [f"# Sweep report: {sweep_dir.name}", "", f"{what}; swept: {', '.join(swept) or 'nothing'}.",
+    # An Optuna study's trials are points of a search, not a grid: one panel each would be noise.
+    more, curve_notes = ([], []) if search else _common_figures(jobs, out, what, single=False)
+    if not search and any(j.figures.get("test_loss_mean") is not None for j in jobs):
+        more.append(_save(_test_loss_figure(jobs, what), out, "test_loss.png"))
+    text = [f"# Sweep report: {sweep_dir.name}" + (" (partial)" if partial else ""), ""]
+    if partial:
+        text += [f"The sweep has not finished (no sweep.csv yet): {len(jobs)} of {len(table)} jobs are "
+                 "complete and reported here; rerun the sweep command to finish it.", ""]
+        print(f"report: partial, {len(jobs)} of {len(table)} jobs finished (no sweep.csv yet)", file=sys.stderr)
+    text += [f"{what}; swept: {', '.join(swept) or 'nothing'}.",
             "Success rates carry Wilson 95% intervals. Epochs to target: the Kaplan–Meier median counts "
             "every seed (half of all seeds had reached the target by then; 'not reached' when fewer than "
             "half ever did); the converged-only median ignores the seeds that never got there. Epochs with "
@@ -312,8 +416,9 @@ def _run_lines(job: Job) -> list[str]:
         "- expected epochs with restarts (Fahlman): " + _ci(
             f["epochs_with_restarts"], f["epochs_with_restarts_ci_low"], f["epochs_with_restarts_ci_high"], ".0f",
             missing="— (no seed solved)"),
-        "- median final loss: " + (f"{f['final_loss_median']:.4g} (bootstrap 95% CI {low:.4g}–{high:.4g})"
-                                   if f["final_loss_median"] is not None else "none finite: every seed diverged"),
+        "- median final loss: " + (
+            "{} (bootstrap 95% CI {}–{})".format(*same_precision(f["final_loss_median"], low, high))
+            if f["final_loss_median"] is not None else "none finite: every seed diverged"),
     ]
     if job.summary.get("data", {}).get("classes", True):
         accuracy = [f"{name} {100 * f[key]:.1f}%" for name, key in (("train", "train_acc_mean"),
@@ -457,7 +562,10 @@ def report_seed(run_dir: Path, seed: int) -> list[Path]:
 
 # ---------------------------------------------------------------- benchmarks, atlases
 def report_bench(path: Path) -> list[Path]:
-    """``bench_report/`` next to the bench file: throughput against seeds; returns the files."""
+    """``<stem>_report/`` next to the bench file (``bench.csv`` -> ``bench_report/``, so two
+    bench files in one folder keep their own reports): the implementations compared at one
+    size (``comparison.png``), throughput against seeds where a series has several sizes
+    (``scaling.png``), and the table with rounded numbers. Returns the files written."""
     from jaxbp import figures
 
     try:
@@ -467,16 +575,44 @@ def report_bench(path: Path) -> list[Path]:
     missing = [c for c in ("impl", "device", "num_seeds", "seed_epochs_per_s") if c not in bench.columns]
     if missing:
         raise ReportError(f"{path} lacks the columns {missing} of a jaxbp bench.csv")
-    series = bench[bench["impl"].astype(str).str.startswith("jaxbp_vmap")]
-    series = series.assign(num_seeds=pd.to_numeric(series["num_seeds"], errors="coerce"),
-                           seed_epochs_per_s=pd.to_numeric(series["seed_epochs_per_s"], errors="coerce")).dropna(
+    rows = bench.assign(num_seeds=pd.to_numeric(bench["num_seeds"], errors="coerce"),
+                        seed_epochs_per_s=pd.to_numeric(bench["seed_epochs_per_s"], errors="coerce")).dropna(
         subset=["num_seeds", "seed_epochs_per_s"])
-    if series.empty:
-        raise ReportError(f"{path} has no jaxbp_vmap rows with numbers to draw")
-    out = path.parent / "bench_report"
-    fig = _save(figures.scaling(series.assign(impl="jaxbp_vmap"), "jaxbp throughput vs seeds"), out, "scaling.png")
-    results.write_text(out / "report.md", f"# Benchmark\n\n{_markdown_table(bench)}\n\n![scaling]({fig.name})\n")
-    return [fig, out / "report.md"]
+    if rows.empty:
+        raise ReportError(f"{path} has no rows with numbers to draw")
+    out, figs = path.parent / f"{path.stem}_report", []
+    compared = rows[~rows["impl"].astype(str).str.endswith("_scaling")]
+    if compared["impl"].nunique() >= 2:
+        figs.append(_save(figures.bench_comparison(compared, f"Implementations compared: {_bench_job(bench)}"),
+                          out, "comparison.png"))
+    series = rows.assign(impl=rows["impl"].astype(str).str.removesuffix("_scaling"))
+    series = series[series.groupby(["impl", "device"])["num_seeds"].transform("nunique") >= 2]
+    if not series.empty:
+        figs.append(_save(figures.scaling(series, "Throughput against seeds trained at once"), out, "scaling.png"))
+    if not figs:  # one row: its number is the report
+        figs.append(_save(figures.bench_comparison(rows, f"Throughput: {_bench_job(bench)}"), out, "comparison.png"))
+    for stale in {"comparison.png", "scaling.png"} - {p.name for p in figs}:
+        (out / stale).unlink(missing_ok=True)
+    images = "\n".join(f"![{p.stem}]({p.name})" for p in figs)
+    table = _markdown_table(_rounded(bench))
+    results.write_text(out / "report.md", f"# Benchmark: {path.name}\n\n{table}\n\n{images}\n")
+    return [*figs, out / "report.md"]
+
+
+def _bench_job(bench: pd.DataFrame) -> str:
+    """``1000 epochs, hidden 3, cpu``: what every row of a bench file trained."""
+    parts = [f"{bench[c].iloc[0]} {name}" for c, name in (("epochs", "epochs"), ("hidden", "hidden units"))
+             if c in bench.columns and bench[c].nunique() == 1]
+    return ", ".join(parts + [", ".join(map(str, bench["device"].unique()))])
+
+
+def _rounded(frame: pd.DataFrame) -> pd.DataFrame:
+    """Floats as a reader wants them: 3 significant digits, big ones whole with separators."""
+    def show(value):
+        if not isinstance(value, float) or not np.isfinite(value):
+            return value
+        return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.3g}"
+    return frame.apply(lambda column: column.map(show) if column.dtype.kind == "f" else column)
 
 
 def _zoom_box(text: str) -> tuple[float, ...]:
@@ -489,13 +625,27 @@ def _zoom_box(text: str) -> tuple[float, ...]:
     return box
 
 
+def joined_negative_values(argv: list[str], options=("--zoom",)) -> list[str]:
+    """``--zoom -1,0,-2,-1`` -> ``--zoom=-1,0,-2,-1``: argparse reads a value that starts
+    with ``-`` (and is not one plain negative number) as an option, and boxes left of or
+    below the origin are common."""
+    argv, joined = list(argv), []
+    while argv:
+        arg = argv.pop(0)
+        if arg in options and argv and re.match(r"-[\d.]", argv[0]):
+            arg = f"{arg}={argv.pop(0)}"
+        joined.append(arg)
+    return joined
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m jaxbp.report", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("path", type=Path, help="a run dir, a sweep dir, a bench.csv or an atlas dir")
     parser.add_argument("--seed", type=int, help="a run dir's seed: draw that one network into report/seed_N.png")
-    parser.add_argument("--zoom", type=_zoom_box, help="an atlas dir: re-run it inside x0,x1,y0,y1 and report that")
-    args = parser.parse_args(argv)
+    parser.add_argument("--zoom", type=_zoom_box, help="an atlas dir: re-run it inside x0,x1,y0,y1 "
+                        "(negative numbers allowed: --zoom -1,0,-2,-1) and report that")
+    args = parser.parse_args(joined_negative_values(sys.argv[1:] if argv is None else argv))
     try:
         kind = kind_of(args.path)
         if args.seed is not None and kind != "run":
@@ -507,7 +657,8 @@ def main(argv=None) -> int:
 
             files = atlas.report_atlas(args.path, args.zoom)
         else:
-            files = {"sweep": report_sweep, "run": report_run, "bench": report_bench}[kind](args.path)
+            files = {"sweep": report_sweep, "run": report_run, "bench": report_bench,
+                     "failed": failed_run}[kind](args.path)
     except (ReportError, results.ResultsError, ConfigError) as err:
         print(f"jaxbp.report: {str(err).splitlines()[0]}", file=sys.stderr)
         return 2
@@ -519,4 +670,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(pipes.quiet_pipe(main))

@@ -103,6 +103,7 @@ SUMMARY_COLUMNS = [
     "epochs_to_target_km_median", "epochs_to_target_km_median_ci_low",
     "epochs_to_target_km_median_ci_high", "solved_by_end",
     "epochs_with_restarts", "epochs_with_restarts_ci_low", "epochs_with_restarts_ci_high",
+    "test_loss_mean",  # over seeds with a finite test loss; empty without a test split
 ]
 
 
@@ -281,6 +282,13 @@ def epochs_with_restarts(frame: pd.DataFrame, epochs: int | None = None, resampl
 
 
 # ---------------------------------------------------------------- one job's figures
+def _finite_mean(column) -> float | None:
+    """Mean of a column's finite values (a diverged seed's inf test loss is left out)."""
+    values = np.asarray(pd.to_numeric(column, errors="coerce") if column is not None else [], dtype=float)
+    values = values[np.isfinite(values)]
+    return values.mean() if len(values) else None
+
+
 def summarize_seeds(frame: pd.DataFrame, epochs: int | None = None) -> dict[str, float | None]:
     """The per-job figures of ``summary.json`` and ``sweep.csv`` (:data:`SUMMARY_COLUMNS`)
     from one job's seeds frame; ``epochs`` is the job's epoch count (default: one past
@@ -325,6 +333,7 @@ def summarize_seeds(frame: pd.DataFrame, epochs: int | None = None) -> dict[str,
         "epochs_with_restarts": restarts[0],
         "epochs_with_restarts_ci_low": restarts[1],
         "epochs_with_restarts_ci_high": restarts[2],
+        "test_loss_mean": _finite_mean(frame.get("test_loss")),
     }
     return {k: (v if k == "num_seeds" else _defined(v)) for k, v in figures.items()}
 

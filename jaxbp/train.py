@@ -134,4 +134,6 @@ def _interrupted(signum, frame) -> None:
 
 
 if __name__ == "__main__":
-    cli()
+    from jaxbp import pipes
+
+    pipes.quiet_pipe(cli)

@@ -123,7 +123,7 @@ def test_a_zoom_reruns_the_stored_atlas_inside_the_box(tmp_path):
     expected = dataclasses.replace(CFG, num_seeds=1, curve_seeds=0)  # what the atlas trained
     assert stored == options and config.result_values(cfg) == config.result_values(expected)
     files = atlas.report_atlas(tmp_path / "atlas", zoom=(0.0, 1.0, -1.0, 0.5))
-    zoomed = tmp_path / "atlas" / "zoom" / "0_1_-1_0.5"
+    zoomed = tmp_path / "atlas" / "zoom" / "box_0_1_-1_0.5"
     assert files == [zoomed / "report" / "atlas.png", zoomed / "report" / "report.md"]
     arrays = atlas.read_atlas(zoomed)[0]
     assert arrays["solved"].shape == (3, 3)

@@ -65,6 +65,8 @@ def _huge_npz(d):
 
 
 GOOD_CSV = "a,b,y\n0,0,0\n0,1,1\n1,0,1\n1,1,0\n"
+REAL_CSV = "a,b,y\n0,0,-2.5\n0,1,-2.4\n1,0,0.5\n1,1,0.25\n"  # real targets outside [0, 1]
+NO_HEADER_CSV = "0,0,0\n0,1,1\n1,0,1\n1,1,0\n"
 
 # (overrides, data-file builder or None, expected status, phrase)
 CASES = [
@@ -163,10 +165,16 @@ CASES = [
     ("data=file data.path=FILE loss=ce output=softmax", _npz(x=np.ones((4, 1)), y=np.array([0.5, 1.5, 2, 3])),
      REFUSED, "class targets"),
     ("data=file data.path=FILE batch_size=10", _csv(GOOD_CSV), REFUSED, "at most the 4 training rows"),
+    # targets a loss or an output cannot use, and a CSV without a header (issue #28, items 1-2)
+    ("data=file data.path=FILE loss=bce", _csv(REAL_CSV), REFUSED, "bce needs targets in [0, 1]"),
+    ("data=file data.path=FILE", _csv(REAL_CSV), REFUSED, "can never reach targets outside [0, 1]"),
+    ("data=file data.path=FILE", _csv(NO_HEADER_CSV), REFUSED, "is all numbers"),
 ]
 
 CLI_ROWS = {"lr=-1", "hidden=1000000000", "epochs=abc", "optim=sgd optim.b1=0.1", "num_seeds=2000000000",
             "lr=${oc.env:HOME}", "output=softmax", "data=file data.path=/nonexistent/d.csv"}
+# Rows that share their overrides with others are picked for the CLI by their phrase.
+CLI_PHRASES = {"bce needs targets in [0, 1]", "can never reach targets outside [0, 1]", "is all numbers"}
 
 
 def _overrides(row, tmp_path):
@@ -198,7 +206,8 @@ def test_bad_input_is_refused(tmp_path, row):
     assert not (tmp_path / "out").exists()
 
 
-@pytest.mark.parametrize("row", [c for c in CASES if c[0] in CLI_ROWS], ids=lambda c: c[0][:40])
+@pytest.mark.parametrize("row", [c for c in CASES if c[0] in CLI_ROWS or c[3] in CLI_PHRASES],
+                         ids=lambda c: f"{c[0][:40]}:{c[3][:20]}")
 def test_bad_input_on_the_command_line(tmp_path, row):
     out = tmp_path / "out"
     proc = run_cli("jaxbp.train", *_overrides(row, tmp_path), f"hydra.run.dir={out}", cwd=tmp_path, timeout=60)
@@ -206,3 +215,41 @@ def test_bad_input_on_the_command_line(tmp_path, row):
     assert "Traceback" not in proc.stderr + proc.stdout
     assert len(proc.stderr.strip().splitlines()) <= 12
     assert not out.exists() and not (tmp_path / "outputs").exists()
+
+
+# ---------------------------------------------------------------- the report and compare CLIs
+def _tiny_atlas(path):
+    """A 3×3 atlas of 2-2-1 nets, 20 epochs, trained in this process (about a second)."""
+    from jaxbp import atlas, config
+    from jaxbp.atlas_plane import AtlasOptions
+
+    cfg = config.from_dict({"hidden": 2, "epochs": 20, "progress": False, "compile_cache": None})
+    atlas.run_atlas(cfg, AtlasOptions(resolution=3, range=2.0), path, progress=False)
+    return path
+
+
+def test_a_negative_zoom_box_on_the_command_line(tmp_path):
+    """``--zoom -1,0,-2,-1`` (issue #28 item 9): argparse took the box for an option."""
+    base = _tiny_atlas(tmp_path / "atlas")
+    proc = run_cli("jaxbp.report", str(base), "--zoom", "-1,0,-2,-1", cwd=tmp_path, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    zoomed = base / "zoom" / "box_-1_0_-2_-1"  # never a name that starts with "-"
+    assert (zoomed / "report" / "atlas.png").is_file(), proc.stdout
+    with np.load(zoomed / "atlas.npz") as arrays:
+        assert (list(arrays["x"]), list(arrays["y"])) == ([-1, -0.5, 0], [-2, -1.5, -1])
+
+
+@pytest.mark.parametrize("box", ["-1,0,-2", "-1,0,a,1"])
+def test_a_malformed_zoom_box_is_refused(tmp_path, box):
+    proc = run_cli("jaxbp.report", str(tmp_path), "--zoom", box, cwd=tmp_path, timeout=60)
+    assert proc.returncode == 2
+    assert "expected four numbers x0,x1,y0,y1" in proc.stderr and "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("alpha", ["2", "0", "1", "-0.05", "nan", "abc"])
+def test_compare_alpha_must_be_a_level_in_0_1(tmp_path, alpha):
+    """``compare --alpha 2`` and ``--alpha 0`` were accepted (issue #28 item 10)."""
+    proc = run_cli("jaxbp.compare", str(tmp_path), "--by", "lr", "--alpha", alpha, cwd=tmp_path, timeout=60)
+    assert proc.returncode == 2
+    assert f"argument --alpha: {alpha!r} is not a number in (0, 1)" in proc.stderr, proc.stderr
+    assert "Traceback" not in proc.stderr and not (tmp_path / "compare.csv").exists()

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from PIL import Image
-from test_compare import write_job
+from test_compare import FAST, SLOW, write_job
 
 from cli import run_cli
 from jaxbp import config, figures, job, paths, report, results
@@ -224,7 +224,8 @@ BAD = {
     "sweep.csv without status": (lambda r, t: _sweep(r, t, status=None), "has no 'status' column"),
     "sweep.csv naming no job dir": (lambda r, t: _sweep(r, t, job_dir=["gone"]), "has no finished jobs"),
     "sweep dir without sweep.csv": (lambda r, t: (_sweep(r, t) / "sweep.csv").unlink() or t / "sweep",
-                                    "rerun the same sweep command"),
+                                    "has no sweep.csv and no jobs.json"),
+    "a path that does not exist": (lambda r, t: t / "no such run", "does not exist"),
     "corrupt summary.json": (lambda r, t: _write(_copy(r, t) / "summary.json", b'{"config": {'),
                              "summary.json changed since it was written"),
     "garbage seeds.csv": (lambda r, t: _write(_copy(r, t) / "seeds.csv", b"seed,final_loss\nx,y\n"),
@@ -260,6 +261,7 @@ def test_report_refuses_what_it_cannot_read(tmp_path, capsys):
     assert report.main([str(tmp_path)]) == 2
     message = capsys.readouterr().err.strip()
     assert len(message.splitlines()) == 1 and "neither a jaxbp run dir" in message
+    assert "an atlas dir (atlas.npz)" in message  # issue #28 item 15: the list left atlases out
     empty = tmp_path / "sweep"
     empty.mkdir()
     pd.DataFrame(columns=["lr", "job", "job_dir", "status", "reason"]).to_csv(empty / "sweep.csv", index=False)
@@ -292,3 +294,129 @@ def test_report_skips_failed_jobs_and_says_so(runs, tmp_path, capsys):
     assert "1 job(s) not ok, skipped" in capsys.readouterr().err
     text = (sweep / "report" / "report.md").read_text()
     assert "Jobs left out:\n- job 1 (failed) skipped: RuntimeError: out of memory" in text
+
+
+# ---------------------------------------------------------------- issue #28: failed runs, partial sweeps, searches
+def test_a_failed_run_is_reported_as_failed_with_its_reason(tmp_path, capsys):
+    run = tmp_path / "run"
+    results.JobDir(run).path.mkdir()
+    results.JobDir(run).write_failure("RuntimeError: out of memory\n  (details)", ["lr=1"], None)
+    assert report.main([str(run)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (f"jaxbp.report: {run} is a run that failed, so it has no results to report: "
+                   "RuntimeError: out of memory")
+
+
+def test_a_half_finished_sweep_gets_a_partial_report_of_its_finished_jobs(tmp_path, capsys):
+    sweep = tmp_path / "sweep"
+    results.SweepDir(sweep).path.mkdir()
+    results.SweepDir(sweep).add_jobs([{"num": n, "overrides": [f"lr={lr}"], "dir": str(n)}
+                                      for n, lr in enumerate((0.5, 1.0, 2.0))])
+    write_job(sweep / "0", FAST, {"lr": 0.5}, 0)
+    write_job(sweep / "1", SLOW, {"lr": 1.0}, 1)  # job 2 never ran: the sweep was interrupted
+    assert report.main([str(sweep)]) == 0
+    assert "partial, 2 of 3 jobs finished" in capsys.readouterr().err
+    text = (sweep / "report" / "report.md").read_text()
+    assert text.startswith("# Sweep report: sweep (partial)")
+    assert "2 of 3 jobs are complete" in text and "job 2 (missing) skipped: not finished yet" in text
+    assert "| 0.5 | 0 | 90.0 [" in text and "| 1 | 1 | 20.0 [" in text  # 36 and 8 of 40 seeds
+    assert not (sweep / "sweep.csv").exists(), "the report never writes the sweep's own table"
+
+
+def test_an_optuna_sweep_gets_a_search_view(tmp_path, monkeypatch):
+    """issue #28 item 17: one heatmap panel per trial, with `trial` taken for a swept key."""
+    calls = []
+    monkeypatch.setattr(figures, "search_view", lambda *a, **k: calls.append(a) or figures.new_figure((4, 3)))
+    sweep = tmp_path / "study"
+    rows = []
+    for num, (lr, hidden, reached) in enumerate([(0.01, 2, SLOW), (0.3, 3, FAST), (2.0, 2, SLOW), (5.0, 4, FAST)]):
+        write_job(sweep / str(num), reached, {"lr": lr, "hidden": hidden}, num)
+        rows.append({"lr": lr, "hidden": hidden, "trial": num, "job": num, "job_dir": str(num), "status": "ok",
+                     "reason": ""})
+    results.write_csv(sweep / "sweep.csv", pd.DataFrame(rows))
+    (sweep / "best.json").write_text(json.dumps({"objective": "success_rate", "direction": "maximize"}))
+    (sweep / "multirun.yaml").write_text("hydra:\n  overrides:\n    task:\n    - lr=tag(log,interval(0.001,10))\n"
+                                         "    - hidden=range(2,9)\n")
+    assert report.main([str(sweep)]) == 0
+    names = {p.name for p in (sweep / "report").glob("*.png")}
+    assert names == {"search.png"}
+    trials, params, log_keys, objective, direction = calls[0][:5]
+    assert params == ["lr", "hidden"] and log_keys == {"lr"} and (objective, direction) == ("success_rate", "maximize")
+    assert list(trials["objective"]) == pytest.approx([0.2, 0.9, 0.2, 0.9])
+    assert "trial=" not in (sweep / "report" / "report.md").read_text()
+
+
+def test_the_search_view_draws_each_parameter_and_the_best_so_far():
+    trials = pd.DataFrame({"trial": [0, 1, 2, 3], "lr": [0.01, 0.3, 2.0, 5.0], "optim": ["sgd", "adam", "sgd", "sgd"],
+                           "objective": [0.2, 0.9, 0.5, 0.95]})
+    fig = figures.search_view(trials, ["lr", "optim"], {"lr"}, "success_rate", "maximize", "t")
+    lr_ax, optim_ax, best_ax = fig.axes[:3]
+    assert lr_ax.get_xscale() == "log" and optim_ax.get_xscale() == "linear"
+    best = next(line for line in best_ax.lines if line.get_label() == "best so far")
+    assert list(best.get_ydata()) == [0.2, 0.9, 0.9, 0.95]
+
+
+def test_a_sweep_with_a_test_split_draws_train_and_test_loss(runs, tmp_path):
+    """issue #28 item 20: moons_regularization asks to compare train and test loss."""
+    sweep = tmp_path / "sweep"
+    sweep.mkdir()
+    for name in ("stopping", "xor"):
+        shutil.copytree(runs / name, sweep / name)
+    pd.DataFrame({"data": ["moons", "xor"], "job": [0, 1], "job_dir": ["stopping", "xor"], "status": "ok",
+                  "reason": ""}).to_csv(sweep / "sweep.csv", index=False)
+    assert report.main([str(sweep)]) == 0
+    assert (sweep / "report" / "test_loss.png").is_file()
+    summary = results.JobDir(sweep / "stopping").summary()
+    seeds = results.JobDir(sweep / "stopping").seeds()
+    assert summary.get("test_loss_mean", seeds["test_loss"].mean()) == pytest.approx(seeds["test_loss"].mean())
+
+
+def test_a_job_line_names_its_weight_penalties():
+    """issue #28 item 20: an l2 sweep's job lines all read alike."""
+    summary = {"config": {"data": {"name": "moons"}, "optim": {"name": "sgd"}, "lr": 0.5, "epochs": 100,
+                          "target_loss": 0.01, "l1": 0.0, "l2": 0.001},
+               "num_seeds": 4, "spec": [2, 3, 1], "success_rate": 0.5, "success_ci_low": 0.1,
+               "success_ci_high": 0.9, "epochs_to_target_km_median": 50, "diverged_rate": 0.0, "wall_s": 1.0,
+               "compile_s": 0.5}
+    assert "sgd lr=0.5 l2=0.001, 100 epochs" in job.describe(summary, "d")
+    summary["config"]["l2"] = 0.0
+    assert "sgd lr=0.5, 100 epochs" in job.describe(summary, "d")
+
+
+def test_bench_report_compares_implementations_rounds_and_keeps_one_dir_per_file(tmp_path):
+    """issue #28 item 19: the README's own bench command gave one dot, report.md printed
+    15798879.53…, and a second bench file overwrote the first one's report."""
+    one_size = pd.DataFrame({"impl": ["jaxbp_vmap", "jaxbp_sequential", "numpy_batched"], "device": "cpu",
+                             "num_seeds": [10000, 256, 10000], "epochs": 1000, "hidden": 3,
+                             "seed_epochs_per_s": [15798879.5312, 1.4e6, 1.9e6], "wall_s": [0.6329113924, 0.2, 5.3]})
+    one_size.to_csv(tmp_path / "bench.csv", index=False)
+    one_size.assign(device="gpu").to_csv(tmp_path / "bench_gpu.csv", index=False)
+    assert report.main([str(tmp_path / "bench.csv")]) == 0
+    assert report.main([str(tmp_path / "bench_gpu.csv")]) == 0
+    for name, device in (("bench_report", "cpu"), ("bench_gpu_report", "gpu")):
+        text = (tmp_path / name / "report.md").read_text()
+        assert f"| jaxbp_vmap | {device} | 10000 | 1000 | 3 | 15,798,880 | 0.633 |" in text
+        assert "15798879.53" not in text and "(comparison.png)" in text
+        assert {p.name for p in (tmp_path / name).glob("*.png")} == {"comparison.png"}  # one size: no scaling
+    fig = figures.bench_comparison(one_size, "t")
+    notes = {t.get_text() for t in fig.axes[0].texts}
+    assert notes == {"1.4e+06/s, 256 seeds; vmap is 11.3× this", "1.9e+06/s, 10,000 seeds; vmap is 8.32× this",
+                     "1.58e+07/s, 10,000 seeds"}
+
+
+@pytest.mark.parametrize("value, low, high, shown", [
+    (0.00277, 0.00266, 0.002876, ["0.00277", "0.00266", "0.00288"]),
+    (0.125, 0.1249, 0.13, ["0.125", "0.125", "0.130"]),
+    (12.5, 11.0, 14.0, ["12.5", "11.0", "14.0"]),
+    (0.0, 0.0, 0.001, ["0", "0", "0.001"])])
+def test_a_figure_and_its_interval_share_one_precision(value, low, high, shown):
+    """issue #28 item 22: report.md printed "0.00277 (CI 0.00266–0.002876)"."""
+    assert report.same_precision(value, low, high) == shown
+
+
+def test_a_job_line_says_1_epoch_not_1_epochs():
+    summary = {"config": {"data": {"name": "file"}, "optim": {"name": "sgd"}, "lr": 0.5, "epochs": 100,
+                          "target_loss": 0.01}, "num_seeds": 4, "spec": [2, 1], "success_rate": 1.0,
+               "success_ci_low": 0.5, "success_ci_high": 1.0, "epochs_to_target_km_median": 1, "diverged_rate": 0.0,
+               "wall_s": 1.0, "compile_s": 0.5}
+    assert "median 1 epoch to target" in job.describe(summary, "d")

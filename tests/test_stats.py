@@ -209,3 +209,14 @@ def test_mean_epochs_of_the_converged_seeds_with_a_bootstrap_interval():
     assert summary["epochs_to_target_mean_converged_ci_high"] == pytest.approx(high, abs=0.4)
     none = stats.summarize_seeds(seeds([None] * 3), 10)
     assert none["epochs_to_target_mean_converged"] is None and none["epochs_to_target_mean_converged_ci_low"] is None
+
+
+def test_summary_has_the_mean_test_loss_over_finite_values():
+    """issue #28 item 20: moons_regularization compares train and test loss per job."""
+    frame = pd.DataFrame({
+        "final_loss": [0.1, 0.2, 0.3], "test_loss": [0.5, np.inf, 0.25], "train_acc": [1.0] * 3,
+        "test_acc": [1.0] * 3, "epochs_to_target": pd.array([pd.NA] * 3, dtype="Int64"),
+        "converged": [False] * 3, "diverged": [False, True, False]})
+    assert stats.summarize_seeds(frame, epochs=10)["test_loss_mean"] == pytest.approx(0.375)
+    no_split = frame.assign(test_loss=np.nan)
+    assert stats.summarize_seeds(no_split, epochs=10)["test_loss_mean"] is None

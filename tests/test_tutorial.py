@@ -118,3 +118,9 @@ def test_notebook_executes_and_shows_figures_inline(tmp_path, monkeypatch):
     text = "".join(output.get("text", "") for cell in notebook.cells if cell.cell_type == "code"
                    for output in cell.get("outputs", []))
     assert _value(text, "max |hand − backprop.backward|") < 1e-6
+
+
+def test_the_closest_hidden_codes_are_printed_as_codes(script):
+    """issue #28 item 22: the line printed the two input points as "hidden codes"."""
+    line = next(l for l in script[0].splitlines() if l.startswith("closest hidden codes"))
+    assert re.search(r"h = \[[\d. ]+\] at x = \[[01]\. [01]\.\] and h = \[[\d. ]+\] at x = ", line), line
