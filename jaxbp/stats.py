@@ -18,7 +18,6 @@ in NumPy, to the bit, so writing a job never imports ``scipy.stats``. No JAX her
 
 from __future__ import annotations
 
-import inspect
 import math
 import warnings
 from typing import TYPE_CHECKING, NamedTuple
@@ -39,16 +38,6 @@ def _scipy_stats():
     from scipy import stats
 
     return stats
-
-
-def _bootstrap(data, statistic, resamples: int, level: float, seed: int, **options):
-    """scipy's percentile bootstrap, in batches that bound memory for 100k-seed jobs."""
-    sps = _scipy_stats()
-    # scipy 1.15 renamed bootstrap's random_state to rng; pyproject allows 1.14.
-    rng = "rng" if "rng" in inspect.signature(sps.bootstrap).parameters else "random_state"
-    return sps.bootstrap(data, statistic, n_resamples=resamples, confidence_level=level,
-                         method="percentile", batch=max(1, RESAMPLED_VALUES // len(data[0])),
-                         **options, **{rng: np.random.default_rng(seed)})
 
 
 # The figures of summary.json and sweep.csv are computed with NumPy alone, by the formulas
@@ -142,8 +131,10 @@ def bootstrap_ci(values, statistic=np.median, resamples: int = 2000, level: floa
     if values.size == 1:  # every resample is that one value
         value = float(statistic(values))
         return value, value
-    result = _bootstrap((values,), statistic, resamples, level, seed)
-    return float(result.confidence_interval.low), float(result.confidence_interval.high)
+    # scipy.stats.bootstrap's draws and percentile rule, in NumPy: a job's summary uses this
+    # and must not import scipy.stats (tests/test_stats_scipy_parity.py checks they agree).
+    low, high = _paired_bootstrap((values,), statistic, resamples, level, seed)
+    return float(low), float(high)
 
 
 # ---------------------------------------------------------------- time to target

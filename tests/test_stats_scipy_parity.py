@@ -76,6 +76,17 @@ def test_the_restart_bootstrap_is_scipys_to_the_bit():
         np.testing.assert_array_equal(np.array(ours), np.array(_scipy_restarts(reached, solved, end)))
 
 
+@pytest.mark.parametrize("statistic", [np.mean, np.median])
+def test_the_one_sample_bootstrap_is_scipys_to_the_bit(statistic):
+    for reached, _ in _jobs():
+        values = reached[np.isfinite(reached)]
+        if len(values) < 2:
+            continue  # bootstrap_ci answers those without resampling
+        expected = sps.bootstrap((values,), statistic, n_resamples=2000, confidence_level=0.95, method="percentile",
+                                 batch=max(1, stats.RESAMPLED_VALUES // len(values)), rng=0).confidence_interval
+        assert stats.bootstrap_ci(values, statistic) == (float(expected.low), float(expected.high))
+
+
 def test_a_jobs_figures_do_not_import_scipy_stats():
     code = ("import sys, pandas as pd, numpy as np; from jaxbp import stats\n"
             "f = pd.DataFrame({'final_loss': [0.1, 0.2, 0.3], 'train_acc': 1.0, 'test_acc': np.nan,\n"
