@@ -62,28 +62,43 @@ def register() -> None:
         store.store(group=group, name=path.stem, node=OmegaConf.load(path), package="_global_")
 
 
-# Each job of a sweep is composed once: the sweep callback composes it to check it, and the
-# vmap launcher takes the same object to run it (Hydra's compose costs about 0.1 s).
-_COMPOSED: dict[tuple[str, ...], tuple[DictConfig, DictConfig]] = {}
+# Each job of a sweep is composed once: the sweep callback composes it to check it, Hydra's
+# basic sweeper composes it again to validate its batch, and the launcher to run it (each
+# composition costs 0.1-0.2 s). share_compositions makes the loader remember its answers.
 COMPOSED_KEPT = 4096
 
 
+def share_compositions(config_loader) -> None:
+    """Makes ``config_loader.load_sweep_config`` (Hydra's ``ConfigLoader`` method that every
+    launcher and the basic sweeper call) compose each job of a sweep once: later calls for
+    the same master config and overrides get the same composed config back."""
+    if getattr(config_loader, "jaxbp_shared", False):
+        return
+    compose = config_loader.load_sweep_config
+    kept: dict[tuple[str, ...], tuple[DictConfig, DictConfig]] = {}
+
+    def load_sweep_config(master_config: DictConfig, sweep_overrides: list[str]) -> DictConfig:
+        key = tuple(sweep_overrides)
+        if key in kept and kept[key][0] is master_config:
+            return kept[key][1]
+        if len(kept) >= COMPOSED_KEPT:
+            kept.clear()
+        composed = compose(master_config, list(sweep_overrides))
+        kept[key] = (master_config, composed)
+        return composed
+
+    config_loader.load_sweep_config = load_sweep_config
+    config_loader.jaxbp_shared = True
+
+
 def compose_job(config_loader, master: DictConfig, overrides: list[str]) -> DictConfig:
-    """Job ``overrides``' config, as Hydra's launchers compose it
-    (``config_loader.load_sweep_config``), composed once per sweep (``master``) and job.
+    """Job ``overrides``' config, as Hydra's launchers compose it, once per sweep and job.
 
     Raises:
         HydraException, ValueError: the job cannot be composed (Hydra's own errors).
     """
-    key = tuple(overrides)
-    kept = _COMPOSED.get(key)
-    if kept is not None and kept[0] is master:
-        return kept[1]
-    if len(_COMPOSED) >= COMPOSED_KEPT:
-        _COMPOSED.clear()
-    composed = config_loader.load_sweep_config(master, list(overrides))
-    _COMPOSED[key] = (master, composed)
-    return composed
+    share_compositions(config_loader)
+    return config_loader.load_sweep_config(master, list(overrides))
 
 
 def to_run_config(composed: DictConfig) -> config.RunConfig:

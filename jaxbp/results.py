@@ -333,11 +333,13 @@ class SweepDir:
     def job_dirs(self) -> dict[int, list[Path]]:
         """Job number -> the dirs Hydra made for it here (read from each job's
         ``.hydra/hydra.yaml``; two numbers sharing a dir is a broken sweep, reported)."""
-        from omegaconf import OmegaConf
+        import yaml
 
+        loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml's: a sweep has many jobs
         found: dict[int, list[Path]] = {}
         for hydra_yaml in self.path.glob("**/.hydra/hydra.yaml"):
-            num = OmegaConf.select(OmegaConf.load(hydra_yaml), "hydra.job.num")
+            with open(hydra_yaml) as handle:
+                num = ((yaml.load(handle, Loader=loader) or {}).get("hydra") or {}).get("job", {}).get("num")
             if num is not None:
                 found.setdefault(int(num), []).append(hydra_yaml.parent.parent)
         return found
