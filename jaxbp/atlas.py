@@ -161,7 +161,10 @@ def draw_map(atlas_dir, out_png) -> Path:
     shown = dict(origin="lower", extent=extent, aspect="auto", interpolation="nearest")
     fig = Figure(figsize=(8, 7), layout="constrained")  # no pyplot: the user's backend stays as it is
     ax = fig.add_subplot()
-    fastest = max(1, int(arrays["epochs_to_solve"][solved].min())) if solved.any() else 1
+    cfg = summary["config"]
+    if not solved.any():  # one black square would say nothing: show how far each start got
+        return _draw_final_loss(fig, ax, arrays, summary, shown, extent, Path(out_png))
+    fastest = max(1, int(arrays["epochs_to_solve"][solved].min()))
     image = ax.imshow(np.ma.masked_array(np.maximum(arrays["epochs_to_solve"], 1), mask=~solved),
                       cmap=colormaps["viridis"].with_extremes(bad="black"),
                       norm=LogNorm(fastest, max(epochs, fastest + 1)), **shown)
@@ -171,7 +174,6 @@ def draw_map(atlas_dir, out_png) -> Path:
                   cmap=ListedColormap(["0.6"]), **shown)
         handles.append(Patch(color="0.6", label="diverged"))
     handles += _mark_base(ax, arrays["base_point"], extent, summary["atlas"]["seed"])
-    cfg = summary["config"]
     bar = fig.colorbar(image, ax=ax, label=f"epochs to train loss ≤ {cfg['target_loss']:g}")
     bar.ax.yaxis.set_major_locator(LogLocator(subs=(1, 2, 3, 5)))
     bar.ax.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
@@ -182,6 +184,33 @@ def draw_map(atlas_dir, out_png) -> Path:
                  f"lr={cfg['lr']:g}, {epochs} epochs: {summary['success_share']:.1%} of "
                  f"{summary['points']:,} initial points solve it", fontsize=11)
     out_png = Path(out_png)
+    results.atomic_write(out_png, lambda tmp: fig.savefig(tmp, dpi=150, format="png"))
+    return out_png
+
+
+def _draw_final_loss(fig, ax, arrays, summary, shown, extent, out_png: Path) -> Path:
+    """The map of an atlas where no start solved the task: the final train loss (log scale),
+    diverged points grey, so the plateaus and the near misses still show."""
+    from matplotlib import colormaps
+    from matplotlib.colors import LogNorm
+    from matplotlib.patches import Patch
+
+    loss = np.ma.masked_invalid(np.where(arrays["diverged"], np.nan, arrays["final_loss"]))
+    positive = loss.compressed()[loss.compressed() > 0]
+    low, high = (positive.min(), positive.max()) if positive.size else (1e-3, 1.0)
+    image = ax.imshow(np.ma.masked_less_equal(loss, 0), cmap=colormaps["viridis"].with_extremes(bad="0.6"),
+                      norm=LogNorm(low, max(high, low * 1.01)), **shown)
+    cfg = summary["config"]
+    fig.colorbar(image, ax=ax, label="final train loss")
+    handles = _mark_base(ax, arrays["base_point"], extent, summary["atlas"]["seed"])
+    if arrays["diverged"].any():
+        handles.append(Patch(color="0.6", label="diverged"))
+    if handles:
+        fig.legend(handles=handles, loc="outside lower center", ncols=len(handles), frameon=False)
+    ax.set(xlabel=str(arrays["x_name"]), ylabel=str(arrays["y_name"]))
+    ax.set_title(f"{cfg['data']['name']} {'-'.join(map(str, summary['spec']))}, {cfg['optim']['name']} "
+                 f"lr={cfg['lr']:g}, {int(arrays['epochs'])} epochs: none of {summary['points']:,} initial "
+                 f"points reached loss ≤ {cfg['target_loss']:g}\n(colour: the loss each one ended at)", fontsize=11)
     results.atomic_write(out_png, lambda tmp: fig.savefig(tmp, dpi=150, format="png"))
     return out_png
 

@@ -113,6 +113,12 @@ def test_a_64x64_atlas_writes_its_files(tmp_path):
     assert summary["success_share"] == pytest.approx(arrays["solved"].mean())
     # Centred on the base values, ±4 in weight units (the weights plane's default range).
     np.testing.assert_allclose(arrays["x"][[0, -1]], arrays["base_point"][0] + np.array([-4, 4]), rtol=1e-12)
+    # 100 epochs solve nothing here: the map shows the final loss, not one black square (issue #28).
+    assert summary["success_share"] == 0
+    from matplotlib.image import imread
+
+    pixels = imread(out / "atlas.png")[..., :3]
+    assert (pixels.max(axis=-1) < 0.05).mean() < 0.05, "mostly black"
 
 
 def test_a_zoom_reruns_the_stored_atlas_inside_the_box(tmp_path):
