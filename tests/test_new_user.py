@@ -111,9 +111,11 @@ def test_gradcheck_prints_one_line_per_spec(capsys):
 
     assert gradcheck.main(["--sizes", "2,3,3,1"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
-    assert len(lines) == 5  # header; the spec as is, masked, with shortcuts and a sum; the verdict
+    # header; the spec as is, masked, with shortcuts and a sum, with Fahlman's dead zone and
+    # f′ offset; the verdict
+    assert len(lines) == 6 and "dead zone, f′ offset" in lines[4]
     assert gradcheck.main(["--sizes", "2,3,3,1", "--verbose"]) == 0
-    assert len(capsys.readouterr().out.strip().splitlines()) == 2 + 3 * 3
+    assert len(capsys.readouterr().out.strip().splitlines()) == 2 + 4 * 3
 
 
 
