@@ -171,6 +171,8 @@ def unknown_key(argv: list[str], extra: tuple[str, ...] = ()) -> str:
         if top == "hydra" or (key == "experiment" and override.type == OverrideType.ADD):
             continue
         added = override.type in (OverrideType.ADD, OverrideType.FORCE_ADD)
+        if key == "experiment":
+            return f"experiments are added, not set: +experiment={override.get_value_element_as_str()}"
         if top not in known or added:
             close = difflib.get_close_matches(top, known, n=1)
             hint = f"; did you mean {close[0]}?" if close and close[0] != top else ""

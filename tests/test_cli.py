@@ -62,6 +62,7 @@ def test_bad_input_in_a_sweep_is_refused_before_any_job(tmp_path, override):
     (["+data.bitz=3"], "unknown key 'data.bitz'"),
     (["-m", "+lrr=0.1,0.2"], "did you mean lr?"),
     (["+experiment=xor_lr_hidden"], "run it as a sweep, with -m"),
+    (["experiment=xor_lr_hidden"], "experiments are added, not set: +experiment=xor_lr_hidden"),
 ])
 def test_unknown_keys_and_a_sweep_without_m_are_refused_before_hydra_writes(tmp_path, args, words):
     proc = run_cli("jaxbp.train", *args, "num_seeds=2", "epochs=2", cwd=tmp_path)
