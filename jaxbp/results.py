@@ -382,10 +382,25 @@ class SweepDir:
 
 
 def _difference(before, now) -> str:
+    """What differs between two sweep identities, key by key (one level into the sweeper's
+    settings), each value shortened whole rather than the sentence cut mid-value."""
     if not isinstance(before, dict):
         return "its sweep.json is unreadable"
-    keys = sorted(k for k in set(before) | set(now) if before.get(k) != now.get(k))
-    return "; ".join(f"{k}: {before.get(k)} before, {now.get(k)} now" for k in keys)[:300]
+    now = json.loads(json.dumps(json_safe(now)))
+    parts = []
+    for key in sorted(set(before) | set(now)):
+        old, new = before.get(key), now.get(key)
+        if isinstance(old, dict) and isinstance(new, dict):
+            parts += [f"{key}.{k}: {_short(old.get(k))} before, {_short(new.get(k))} now"
+                      for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
+        elif old != new:
+            parts.append(f"{key}: {_short(old)} before, {_short(new)} now")
+    return "; ".join(parts)
+
+
+def _short(value, limit: int = 120) -> str:
+    text = json.dumps(value, ensure_ascii=False)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 # ---------------------------------------------------------------- the library's door

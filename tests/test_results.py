@@ -63,3 +63,15 @@ def test_why_recomputed_is_silent_for_a_fresh_dir_and_names_the_damage(tmp_path)
     (tmp_path / "job").mkdir()
     (tmp_path / "job" / "seeds.csv").write_text("seed\n0\n")
     assert job.why_recomputed() == "it was interrupted before its marker was written"
+
+
+def test_a_different_sweep_is_named_key_by_key_never_cut_mid_value(tmp_path):
+    store = results.SweepDir(tmp_path)
+    sweeper = {"_target_": "x.OptunaSweeper", "params": {"lr": "interval(0.1,1)"}, "seed": 0,
+               "storage": "s" * 400}
+    store.claim({"arguments": ["lr=1"], "sweeper": sweeper})
+    with pytest.raises(results.ResultsError) as refused:
+        store.claim({"arguments": ["lr=1"], "sweeper": {**sweeper, "seed": 1}})
+    message = str(refused.value)
+    assert "sweeper.seed: 0 before, 1 now" in message and "storage" not in message
+    assert message.endswith("or delete that dir to start over")
