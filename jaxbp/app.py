@@ -101,6 +101,11 @@ def compose_job(config_loader, master: DictConfig, overrides: list[str]) -> Dict
     return config_loader.load_sweep_config(master, list(overrides))
 
 
+def sweep_job_dir(composed: DictConfig) -> Path:
+    """The dir a composed sweep job writes to: ``hydra.sweep.dir / hydra.sweep.subdir``."""
+    return Path(str(composed.hydra.sweep.dir)) / str(composed.hydra.sweep.subdir)
+
+
 def to_run_config(composed: DictConfig) -> config.RunConfig:
     """The one conversion: a composed config (with or without Hydra's node) into a frozen,
     validated ``RunConfig``.

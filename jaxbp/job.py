@@ -29,11 +29,6 @@ class Timing(NamedTuple):
     fused_jobs: int = 1
 
 
-def vouches(cfg: RunConfig) -> dict[str, Any]:
-    """What a complete job's marker must match (:func:`jaxbp.plan.vouches`)."""
-    return plans.vouches(cfg)
-
-
 def summary_for(plan: Plan, result, overrides: list[str], job_num: int | None,
                 timing: Timing) -> dict[str, Any]:
     """The job-level facts of ``summary.json`` (:func:`write` adds the figures over seeds)."""

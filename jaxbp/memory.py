@@ -73,12 +73,17 @@ def output_bytes(n_members: int, n_params: int, itemsize: int, curve_points: int
     return n_members * SEEDS_CSV_BYTES_PER_ROW + curve_points * CURVE_CSV_BYTES_PER_POINT + params
 
 
-def free_disk_bytes(path: Path) -> int:
-    """Free bytes on the filesystem that will hold ``path`` (its nearest existing parent)."""
+def existing_parent(path: Path) -> Path:
+    """``path`` itself if it exists, else its nearest existing parent (where it would be made)."""
     path = Path(path).resolve()
     while not path.exists() and path != path.parent:
         path = path.parent
-    return shutil.disk_usage(path).free
+    return path
+
+
+def free_disk_bytes(path: Path) -> int:
+    """Free bytes on the filesystem that will hold ``path`` (its nearest existing parent)."""
+    return shutil.disk_usage(existing_parent(path)).free
 
 
 def fmt_bytes(n: float) -> str:

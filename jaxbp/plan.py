@@ -15,8 +15,6 @@ Imports no JAX: a refused job never starts it.
 from __future__ import annotations
 
 import collections
-import dataclasses
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,10 +41,6 @@ class Plan:
     dataset: datasets.Dataset
     spec: specs.Spec
     data_sha256: str | None = None
-
-    @property
-    def n_params(self) -> int:
-        return config.n_params(self.spec)
 
     def vouches(self) -> dict[str, Any]:
         """What a complete job's marker must match (see :func:`vouches`)."""
@@ -115,15 +109,10 @@ def _file_identity(option: datasets.DataOption) -> tuple | None:
     return info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns
 
 
-def _option_key(option: datasets.DataOption) -> str:
-    # Options may hold lists (OmegaConf gives lists), which do not hash: key on their values.
-    return json.dumps([type(option).__name__, dataclasses.asdict(option)], sort_keys=True, default=str)
-
-
 def load_dataset(cfg: config.RunConfig) -> datasets.Dataset:
     """``cfg``'s dataset, loaded once per process for equal data options (and file
     versions). Its arrays are read-only: every job that shares them sees the same data."""
-    key = (_option_key(cfg.data), cfg.loss, _file_identity(cfg.data))
+    key = (cfg.data, cfg.loss, _file_identity(cfg.data))  # options are frozen and hashable
     return _DATASETS.get_or_make(key, lambda: _frozen(cfg.data.load(cfg.loss)))
 
 

@@ -165,10 +165,10 @@ class JobDir:
     def is_complete(self, vouches: dict[str, Any] | None = None) -> bool:
         return self.why_incomplete(vouches) is None
 
-    def why_recomputed(self, vouches: dict[str, Any] | None = None) -> str | None:
-        """Why a job dir that holds results of an earlier run must be trained again; ``None``
-        when it is complete or holds nothing yet (a first run has nothing to explain)."""
-        why = self.why_incomplete(vouches)
+    def why_recomputed(self, why: str | None) -> str | None:
+        """Why a job dir that holds results of an earlier run is trained again, given what
+        :meth:`why_incomplete` found (passed in: it hashes every file); ``None`` when it is
+        complete or holds nothing yet (a first run has nothing to explain)."""
         if why is None or not any((self.path / name).exists() for name in (*JOB_FILES, MARKER)):
             return None
         return "it was interrupted before its marker was written" if why == "no marker" else why
@@ -344,12 +344,14 @@ class SweepDir:
                 found.setdefault(int(num), []).append(hydra_yaml.parent.parent)
         return found
 
-    def found_jobs(self) -> list[dict[str, Any]]:
-        """``[{"num", "overrides"}]`` of every job dir here, for a sweep that recorded none."""
+    def found_jobs(self, by_num: dict[int, list[Path]] | None = None) -> list[dict[str, Any]]:
+        """``[{"num", "overrides"}]`` of every job dir here, for a sweep that recorded none
+        (``by_num``: :meth:`job_dirs`, when the caller read them already)."""
         from omegaconf import OmegaConf
 
+        by_num = self.job_dirs() if by_num is None else by_num
         return [{"num": n, "overrides": list(OmegaConf.load(dirs[0] / ".hydra" / "overrides.yaml"))}
-                for n, dirs in sorted(self.job_dirs().items())]
+                for n, dirs in sorted(by_num.items())]
 
     def write_tables(self, sweep: pd.DataFrame, seeds: pd.DataFrame) -> None:
         write_csv(self.path / "sweep.csv", sweep)

@@ -101,9 +101,9 @@ def identity(cfg: DictConfig) -> dict[str, Any]:
 
 def check_output_dir(key: str, path: Path) -> None:
     """Refuses an output dir that is a file, lies under one, or cannot be written."""
-    existing = path
-    while not existing.exists() and existing != existing.parent:
-        existing = existing.parent
+    from jaxbp import memory
+
+    existing = memory.existing_parent(path)
     if not existing.is_dir():
         app.refuse_message(f"{key}={path} is invalid: {existing} is a file, not a directory")
     if not os.access(existing, os.W_OK | os.X_OK):
@@ -159,7 +159,7 @@ def check_jobs(jobs: list[list[str]], master: DictConfig, out_dir: Path | None =
         with open_dict(composed):  # as the launcher numbers it: the basic sweeper's one batch
             composed.hydra.job.id = composed.hydra.job.num = num
         try:
-            dirs.append((num, Path(str(composed.hydra.sweep.dir)) / str(composed.hydra.sweep.subdir)))
+            dirs.append((num, app.sweep_job_dir(composed)))
         except OmegaConfBaseException:
             pass  # a subdir Hydra resolves only when the job runs: the launcher checks it then
         check_job(composed, label, out_dir)
@@ -249,7 +249,7 @@ def aggregate(sweep_dir: Path, jobs: list[dict] | None = None):
     store.discard_tables()  # never leave an old table as if it were current
     by_num = store.job_dirs()
     if jobs is None:
-        jobs = store.jobs() or store.found_jobs()
+        jobs = store.jobs() or store.found_jobs(by_num)
     shared: dict[Path, list[int]] = {}
     for num, dirs in by_num.items():
         for d in dirs:
@@ -291,13 +291,12 @@ class SweepCallback(Callback):
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         check_output_dir("hydra.sweep.dir", Path(str(config.hydra.sweep.dir)))
         keep_recorded_order(config)
+        check_launcher(config)
         jobs = None
         if is_basic_sweep(config):
-            check_launcher(config)
             jobs = expand_jobs(sweep_overrides(config))
             check_jobs(jobs, config, Path(str(config.hydra.sweep.dir)))
         else:
-            check_launcher(config)
             check_sweeper_arguments(config, kwargs.get("config_name"))
         # Other sweepers choose jobs as they go: each job checks itself, and their own
         # launcher (or sweeper) records the jobs it launches.

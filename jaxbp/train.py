@@ -49,15 +49,15 @@ def task(composed: DictConfig) -> None:
             if not distributed.writes():
                 _log_to_console_only()
             done = results.JobDir(job_dir)
-            vouches = job.vouches(cfg)
-            if sweeping and distributed.lead_decides(done.is_complete(vouches)):
+            why = done.why_incomplete(plan.vouches(cfg))
+            if sweeping and distributed.lead_decides(why is None):
                 if done.written_by_this_process():  # the fused launcher trained it just now
                     log.info(job.stored_line(job_dir))
                 else:
                     log.info(f"job {job_num} already complete, skipped → {job_dir}")
                 return
-            if sweeping and (why := done.why_recomputed(vouches)):
-                log.info(f"job {job_num} recomputed: {why}")
+            if sweeping and (reason := done.why_recomputed(why)):
+                log.info(f"job {job_num} recomputed: {reason}")
             app.setup_compile_cache(cfg)
             log.info(job.train(plan.plan(cfg), job_dir, overrides, job_num))
     except ConfigError as err:  # the callback refuses bad values first; this is a backstop

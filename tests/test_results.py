@@ -59,10 +59,10 @@ def test_a_sweep_dir_finds_its_jobs_by_their_hydra_files(tmp_path):
 
 def test_why_recomputed_is_silent_for_a_fresh_dir_and_names_the_damage(tmp_path):
     job = results.JobDir(tmp_path / "job")
-    assert job.why_recomputed() is None  # nothing there: a first run has nothing to explain
+    assert job.why_recomputed(job.why_incomplete()) is None  # nothing there: a first run has nothing to explain
     (tmp_path / "job").mkdir()
     (tmp_path / "job" / "seeds.csv").write_text("seed\n0\n")
-    assert job.why_recomputed() == "it was interrupted before its marker was written"
+    assert job.why_recomputed(job.why_incomplete()) == "it was interrupted before its marker was written"
 
 
 def test_a_different_sweep_is_named_key_by_key_never_cut_mid_value(tmp_path):

@@ -152,14 +152,14 @@ def test_resume_ignores_cosmetic_settings_but_not_real_ones(finished_sweep, tmp_
     import dataclasses
     import shutil
 
-    from jaxbp import config, job
+    from jaxbp import config, plan
 
     root, _ = finished_sweep
     copy = tmp_path / "job"
     shutil.copytree(root / "sweep" / "0", copy)
     cfg = config.from_dict(json.loads((copy / "summary.json").read_text())["config"])
     done = results.JobDir(copy)
-    assert done.is_complete(job.vouches(cfg))
-    assert done.is_complete(job.vouches(dataclasses.replace(cfg, progress=not cfg.progress, compile_cache=None)))
-    assert not done.is_complete(job.vouches(dataclasses.replace(cfg, lr=cfg.lr * 2)))
+    assert done.is_complete(plan.vouches(cfg))
+    assert done.is_complete(plan.vouches(dataclasses.replace(cfg, progress=not cfg.progress, compile_cache=None)))
+    assert not done.is_complete(plan.vouches(dataclasses.replace(cfg, lr=cfg.lr * 2)))
     assert set(config.COSMETIC_KEYS) <= set(json.loads((copy / "summary.json").read_text())["config"])

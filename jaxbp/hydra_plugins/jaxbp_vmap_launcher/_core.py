@@ -58,7 +58,7 @@ def _launch_fused(launcher, job_overrides, initial_job_idx: int) -> Sequence[Job
     _check_settings(launcher)
     configs = {initial_job_idx + i: (list(o), _compose(launcher, initial_job_idx + i, list(o)))
                for i, o in enumerate(job_overrides)}
-    dirs = [(num, _job_dir(cfg)) for num, (_, cfg) in configs.items()]
+    dirs = [(num, app.sweep_job_dir(cfg)) for num, (_, cfg) in configs.items()]
     if why := fuse.shared_dir(dirs):
         app.refuse_message(why)
     setting = str(launcher.config.get("distributed", "auto"))
@@ -68,7 +68,8 @@ def _launch_fused(launcher, job_overrides, initial_job_idx: int) -> Sequence[Job
     # A multi-process sweep joins JAX's runtime in its first task, before JAX starts: its
     # jobs train one by one there, unfused.
     pending = [] if distributed.planned(setting) else _pending(configs)
-    groups = fuse.group(pending, launcher.max_members, _width_policy(launcher))
+    # The width policy asks JAX for its backend: only when there is something to train.
+    groups = fuse.group(pending, launcher.max_members, _width_policy(launcher) if pending else 0.0)
     skipped = f" ({len(configs) - len(pending)} skipped here: complete, or left to their task)"
     log.info(f"Launching {len(configs)} jobs as {len(groups)} fused program(s)"
              + (skipped if len(pending) < len(configs) else ""))
@@ -83,10 +84,6 @@ def _launch_fused(launcher, job_overrides, initial_job_idx: int) -> Sequence[Job
     return [returns[num] for num in configs]
 
 
-def _job_dir(sweep_config: DictConfig) -> Path:
-    return Path(str(sweep_config.hydra.sweep.dir)) / str(sweep_config.hydra.sweep.subdir)
-
-
 def _pending(configs: dict) -> list:
     """The jobs to train here, resolved: incomplete ones whose config and data check out."""
     from jaxbp import app, fuse, plan, results
@@ -94,14 +91,15 @@ def _pending(configs: dict) -> list:
 
     pending = []
     for num, (overrides, sweep_config) in configs.items():
-        job_dir = _job_dir(sweep_config)
+        job_dir = app.sweep_job_dir(sweep_config)
         try:
             cfg = app.to_run_config(sweep_config)
-            done, vouches = results.JobDir(job_dir), plan.vouches(cfg)
-            if done.is_complete(vouches):
+            done = results.JobDir(job_dir)
+            why = done.why_incomplete(plan.vouches(cfg))
+            if why is None:
                 continue
-            if why := done.why_recomputed(vouches):
-                log.info(f"job {num} recomputed: {why}")
+            if reason := done.why_recomputed(why):
+                log.info(f"job {num} recomputed: {reason}")
             pending.append(fuse.Job(num, job_dir, overrides, plan.plan(cfg)))
         except (ConfigError, OSError) as err:
             log.info(f"job {num} left to its task: {err}")  # which records the failure
