@@ -83,8 +83,54 @@ def write_json(path: Path, payload: dict) -> None:
 
 
 def write_csv(path: Path, frame) -> None:
-    """A pandas ``frame`` as CSV, without its index."""
-    atomic_write(path, lambda tmp: frame.to_csv(tmp, index=False))
+    """A pandas ``frame`` as CSV, without its index: the bytes ``frame.to_csv(index=False)``
+    writes, for numeric and boolean tables in a third to a half of its time."""
+    text = numeric_csv(frame)
+    if text is None:
+        atomic_write(path, lambda tmp: frame.to_csv(tmp, index=False))
+    else:
+        atomic_write(path, lambda tmp: Path(tmp).write_text(text))
+
+
+_PLAIN_NAME = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.")
+
+
+def numeric_csv(frame) -> str | None:
+    """``frame.to_csv(index=False)`` as text, when every column is an integer, float or
+    boolean column (NumPy's, or pandas' nullable ``Int64``/``boolean``) and every name is
+    plain; ``None`` for any other frame, which pandas then writes.
+
+    Why: ``to_csv`` formats the 150,000 cells of a job's ``curves.csv`` row by row (0.15 s);
+    this formats each column at once with the same rules: integers as ``str``, floats as
+    Python's shortest round-trip ``repr`` (what NumPy's and so pandas' float-to-text gives),
+    ``True``/``False``, and an empty field for NaN and NA.
+    """
+    names = [str(name) for name in frame.columns]
+    if len(set(names)) != len(names) or not all(name and set(name) <= _PLAIN_NAME for name in names):
+        return None
+    columns = []
+    for name in frame.columns:
+        series = frame[name]
+        kind = series.dtype.kind
+        if kind not in "iufb" or series.dtype == np.float16:
+            return None
+        missing = series.isna().to_numpy()
+        if series.dtype == np.float32:  # its own shortest round trip, as pandas writes it
+            text = series.to_numpy(np.float32, na_value=np.nan).astype(str).tolist()
+        elif kind == "f":
+            text = list(map(repr, series.to_numpy(np.float64, na_value=np.nan).tolist()))
+        elif kind == "b":
+            text = ["True" if value else "False" for value in series.to_numpy(bool, na_value=False).tolist()]
+        else:
+            text = list(map(str, series.to_numpy(np.int64 if kind == "i" else np.uint64, na_value=0).tolist()))
+        for row in np.flatnonzero(missing).tolist():
+            text[row] = ""
+        columns.append(text)
+    newline = os.linesep
+    lines = [",".join(names), *map(",".join, zip(*columns))] if columns else [""]
+    if len(names) == 1:  # pandas quotes a lone empty field, so a row is never a blank line
+        lines[1:] = [field or '""' for field in lines[1:]]
+    return newline.join(lines) + newline
 
 
 def save_npz(path, **arrays) -> None:

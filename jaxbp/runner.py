@@ -56,6 +56,10 @@ class _Programs(NamedTuple):
     program: engine.Program
     chunks: dict  # jitted init and chunk functions, by what they were specialised for
     finalize: object
+    # What these programs are, the same in every process: the key of their compiled
+    # executables in the on-disk store (jaxbp.compile_cache.executable), with each role's
+    # name and its arguments' signature added.
+    identity: tuple
 
 
 # Bounded, least recently used first out: a notebook or a long sweep over many shapes must
@@ -74,7 +78,10 @@ def precision(cfg: RunConfig):
 def _programs(cfg: RunConfig, masked: bool = False) -> _Programs:
     def build() -> _Programs:
         program = engine.make_program(cfg, masked=masked)
-        return _Programs(program, {}, jax.jit(jax.vmap(program.finalize, in_axes=(0, None))))
+        data = program.dataset
+        identity = (repr(config.shape_key(cfg)), masked,
+                    compile_cache.array_digest(data.x_train, data.y_train, data.x_test, data.y_test))
+        return _Programs(program, {}, jax.jit(jax.vmap(program.finalize, in_axes=(0, None))), identity)
 
     return _PROGRAMS.get_or_make((config.shape_key(cfg), masked), build)
 
@@ -131,15 +138,54 @@ def _signature(args) -> tuple:
                           for a in leaves)
 
 
-def _compiled(fn, *args):
-    """The AOT-compiled ``fn`` for these argument shapes, and seconds spent compiling it."""
+def _layout(sharding) -> tuple | None:
+    """A sharding as plain values that mean the same in another process."""
+    if sharding is None:
+        return None
+    mesh = getattr(sharding, "mesh", None)
+    if mesh is None:
+        return type(sharding).__name__, tuple(sorted(d.id for d in sharding.device_set)), sharding.memory_kind
+    return (type(sharding).__name__, tuple(mesh.axis_names), tuple(d.id for d in mesh.devices.flat),
+            str(sharding.spec), sharding.memory_kind)
+
+
+def _stable_signature(args) -> tuple:
+    """``_signature`` in plain values (a pytree's text, weak types, device ids)."""
+    leaves, treedef = jax.tree.flatten(args)
+    return str(treedef), tuple((np.shape(a), str(jnp.result_type(a)), bool(getattr(a, "weak_type", False)),
+                                _layout(getattr(a, "sharding", None)))
+                               for a in leaves)
+
+
+def _compiled(fn, *args, role: tuple | None = None, store: str | None = None):
+    """The AOT-compiled ``fn`` for these argument shapes, and seconds spent compiling it.
+
+    ``role`` (its name, the programs' identity and what ``fn`` was specialised for) names
+    ``fn`` the same way in every process, so its executable can come from ``store``, the
+    persistent cache dir, without tracing (:func:`jaxbp.compile_cache.executable`); ``None``
+    keeps it out of the store."""
     key = (fn, jax.config.jax_enable_x64, _signature(args))
     if key in _COMPILED:
         _COMPILED.move_to_end(key)
         return _COMPILED[key], 0.0
     start = time.perf_counter()
-    compiled = _COMPILED.get_or_make(key, lambda: fn.lower(*args).compile())
+    description = None if role is None or jax.process_count() > 1 else (*role, _stable_signature(args))
+
+    def compile(name: str | None):
+        return (fn if name is None else jax.jit(_named(fn.__wrapped__, name))).lower(*args).compile()
+
+    compiled = _COMPILED.get_or_make(
+        key, lambda: compile_cache.executable(store, description, compile, name=role[0] if role else "program"))
     return compiled, time.perf_counter() - start
+
+
+def _named(python_fn, name: str):
+    """``python_fn`` under another name, which becomes its lowered module's (``jit_<name>``)."""
+    def program(*args):
+        return python_fn(*args)
+
+    program.__name__ = program.__qualname__ = name
+    return program
 
 
 def _mesh_sharding(cfg: RunConfig):
@@ -204,7 +250,7 @@ def _sharded(a: np.ndarray, sharding) -> jax.Array:
 
 
 def _train(cfg: RunConfig, programs: _Programs, members, curve_idx, sharding, bar, done_epochs: int,
-           kernel: str = "xla"):
+           kernel: str = "xla", store: str | None = None):
     """Compiles (or reuses) init, chunk and finalize, then runs every block of epochs for
     one chunk of members, with the XLA engine or (``kernel="pallas"``) the Pallas kernel.
 
@@ -214,16 +260,20 @@ def _train(cfg: RunConfig, programs: _Programs, members, curve_idx, sharding, ba
     total_blocks = cfg.blocks
     blocks_per_call = math.ceil(total_blocks / TARGET_CHUNKS)
     epochs = _on_device(cfg.epochs, np.int32)
-    init, compile_s = _compiled(_init_fn(programs, sharding, len(members) == 3), *members)
+    layout = _layout(sharding)
+    init, compile_s = _compiled(_init_fn(programs, sharding, len(members) == 3), *members,
+                                role=("init", programs.identity, layout), store=store)
     states = init(*members)
     initial = states.params  # kept for load_run(job).initial_params(seed)
-    if kernel == "pallas":
+    if kernel == "pallas":  # its kernel is not kept in the store: it runs where it compiles
         carry = pallas_train.start(states, members[1], cfg.optim.name)
-        step = pallas_train.chunk_fn(cfg, programs, members[1], blocks_per_call)
+        step, role = pallas_train.chunk_fn(cfg, programs, members[1], blocks_per_call), None
     else:
         carry, step = states, _chunk_fn(programs, blocks_per_call, cfg.sample_every, sharding)
-    chunk, seconds = _compiled(step, carry, _on_device(0, np.int32), epochs, curve_idx)
-    finalize, more_seconds = _compiled(programs.finalize, states, epochs)
+        role = ("chunk", programs.identity, blocks_per_call, cfg.sample_every, layout)
+    chunk, seconds = _compiled(step, carry, _on_device(0, np.int32), epochs, curve_idx, role=role, store=store)
+    finalize, more_seconds = _compiled(programs.finalize, states, epochs,
+                                       role=("finalize", programs.identity), store=store)
     compile_s += seconds + more_seconds
 
     curves = []
@@ -279,7 +329,7 @@ def run(cfg: RunConfig, seeds=None, lrs=None, curve_members=None, progress: bool
             like ``model.init``'s), used instead of drawing them from the seeds.
     """
     started = time.perf_counter()
-    compile_cache.configure(cfg.compile_cache)  # before anything compiles (jaxbp.compile_cache)
+    store = compile_cache.configure(cfg.compile_cache)  # before anything compiles (jaxbp.compile_cache)
     seeds, table = member_table(cfg, seeds, hyper, lrs)
     n = len(seeds)
     if curve_members is None:
@@ -311,7 +361,8 @@ def run(cfg: RunConfig, seeds=None, lrs=None, curve_members=None, progress: bool
                 members = _place_members(cfg, seeds[part], {k: v[part] for k, v in table.items()}, given,
                                          size, n_devices, sharding)
                 params, metrics, curves, initial, seconds = _train(cfg, programs, members, _on_device(picks),
-                                                                   sharding, bar, index * cfg.epochs, kernel)
+                                                                   sharding, bar, index * cfg.epochs, kernel,
+                                                                   store)
                 compile_s += seconds
                 host.add(part, params, metrics, np.asarray(curves)[:, : len(local)].T, local, initial)
     device = jax.local_devices()[0]

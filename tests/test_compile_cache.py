@@ -36,3 +36,125 @@ def test_no_cache_dir_leaves_jax_alone_and_a_bad_one_is_refused(tmp_path):
     blocker.write_text("not a dir")
     with pytest.raises(ConfigError, match="compile_cache"):
         compile_cache.configure(str(blocker / "xla"))
+
+
+# ------------------------------------------------------------------ the executable store
+TINY = dict(num_seeds=8, epochs=30, curve_seeds=2)
+
+
+def _fresh_process_caches(monkeypatch):
+    """What a new process has: no program or executable built yet."""
+    from jaxbp import plan, runner
+
+    monkeypatch.setattr(runner, "_PROGRAMS", plan.Bounded(32))
+    monkeypatch.setattr(runner, "_COMPILED", plan.Bounded(128))
+
+
+def _run_counting_compiles(monkeypatch, cfg):
+    """Trains ``cfg`` as a fresh process would; returns the result and how many programs
+    were traced and compiled (rather than loaded from the store)."""
+    import jax
+
+    from jaxbp import runner
+
+    _fresh_process_caches(monkeypatch)
+    lowered = []
+    real = jax.stages.Traced.lower
+
+    def counting(self, *args, **kwargs):
+        lowered.append(self)
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(jax.stages.Traced, "lower", counting)
+    result = runner.run(cfg)
+    monkeypatch.setattr(jax.stages.Traced, "lower", real)
+    return result, len(lowered)
+
+
+def _same(a, b) -> bool:
+    import numpy as np
+
+    return all(np.array_equal(a.metrics[k], b.metrics[k], equal_nan=True) for k in a.metrics) and \
+        np.array_equal(a.curves, b.curves, equal_nan=True) and \
+        all(np.array_equal(x, y) for x, y in zip(_leaves(a.params), _leaves(b.params)))
+
+
+def _leaves(tree):
+    import jax
+
+    return jax.tree.leaves(tree)
+
+
+def test_a_new_process_loads_its_executables_without_tracing_and_gets_the_same_numbers(tmp_path, monkeypatch):
+    """The second 'process' traces nothing (JAX's own cache needs the lowered program to
+    find an entry; the store does not), and trains bit for bit as the first compiled."""
+    from jaxbp.config import RunConfig
+
+    cfg = RunConfig(compile_cache=str(tmp_path / "xla"), lr=0.7, **TINY)
+    compiled, traced_first = _run_counting_compiles(monkeypatch, cfg)
+    assert traced_first == 3, "init, chunk and finalize are traced once"
+    assert len(list((tmp_path / "xla" / compile_cache.EXECUTABLES).iterdir())) == 3
+    loaded, traced_again = _run_counting_compiles(monkeypatch, cfg)
+    assert traced_again == 0
+    assert _same(compiled, loaded)
+    other_lr, traced = _run_counting_compiles(monkeypatch, RunConfig(compile_cache=str(tmp_path / "xla"), lr=0.2, **TINY))
+    assert traced == 0, "a traced value (lr) is an argument, not part of the program"
+    assert not _same(compiled, other_lr), "…and it reaches the program"
+
+
+def test_a_changed_program_description_source_or_setting_is_another_entry(tmp_path, monkeypatch):
+    """Whatever decides the traced program is in the key: a different config shape, a
+    changed jaxbp source file, or a JAX setting each compile anew (never a stale hit)."""
+    import jax
+
+    from jaxbp.config import RunConfig
+
+    cfg = RunConfig(compile_cache=str(tmp_path / "xla"), **TINY)
+    _run_counting_compiles(monkeypatch, cfg)
+    assert _run_counting_compiles(monkeypatch, RunConfig(compile_cache=str(tmp_path / "xla"), hidden=4, **TINY))[1] == 3
+    monkeypatch.setattr(compile_cache, "_source_digest", lambda: "an edited jaxbp")
+    assert _run_counting_compiles(monkeypatch, cfg)[1] == 3
+    monkeypatch.undo()
+    with jax.default_matmul_precision("highest"):
+        assert _run_counting_compiles(monkeypatch, cfg)[1] == 3
+    assert _run_counting_compiles(monkeypatch, cfg)[1] == 0
+
+
+def test_a_torn_entry_is_removed_and_the_program_compiled_again(tmp_path, monkeypatch):
+    """A torn entry is deleted and the program traced again. JAX's own cache then serves it;
+    that executable is not stored, because one JAX's cache loaded does not serialise whole
+    on CPU (a stored copy failed with 'Function wrapped_broadcast.7 not found' when run)."""
+    from jaxbp.config import RunConfig
+
+    cfg = RunConfig(compile_cache=str(tmp_path / "xla"), **TINY)
+    first, _ = _run_counting_compiles(monkeypatch, cfg)
+    store = tmp_path / "xla" / compile_cache.EXECUTABLES
+    for entry in store.iterdir():
+        entry.write_bytes(entry.read_bytes()[:100])
+    again, traced = _run_counting_compiles(monkeypatch, cfg)
+    assert traced == 3 and _same(first, again)
+    assert not list(store.iterdir()), "torn entries are removed, and JAX-loaded programs not stored"
+    third, traced = _run_counting_compiles(monkeypatch, cfg)
+    assert traced == 3 and _same(first, third)
+
+
+def test_without_a_cache_dir_nothing_is_stored(tmp_path, monkeypatch):
+    from jaxbp.config import RunConfig
+
+    monkeypatch.chdir(tmp_path)
+    _run_counting_compiles(monkeypatch, RunConfig(compile_cache=None, **TINY))
+    assert _run_counting_compiles(monkeypatch, RunConfig(compile_cache=None, **TINY))[1] == 3
+    assert not list(tmp_path.rglob(compile_cache.EXECUTABLES))
+
+
+def test_the_store_keeps_a_bounded_number_of_entries(tmp_path, monkeypatch):
+    import os
+
+    store = tmp_path / compile_cache.EXECUTABLES
+    store.mkdir()
+    for index in range(10):
+        (store / f"entry{index}").write_bytes(b"x")
+        os.utime(store / f"entry{index}", (index, index))
+    monkeypatch.setattr(compile_cache, "EXECUTABLES_KEPT", 4)
+    compile_cache._prune(store)
+    assert sorted(p.name for p in store.iterdir()) == ["entry6", "entry7", "entry8", "entry9"]

@@ -75,3 +75,39 @@ def test_a_different_sweep_is_named_key_by_key_never_cut_mid_value(tmp_path):
     message = str(refused.value)
     assert "sweeper.seed: 0 before, 1 now" in message and "storage" not in message
     assert message.endswith("or delete that dir to start over")
+
+
+def _frames_pandas_writes():
+    import pandas as pd
+
+    rng = np.random.default_rng(7)
+    any_double = rng.integers(0, 2**64, 5000, dtype=np.uint64).view(np.float64)  # every exponent, NaNs too
+    any_single = rng.integers(0, 2**32, 5000, dtype=np.uint32).view(np.float32)
+    edges = [math.nan, math.inf, -math.inf, 0.0, -0.0, 1e16, 1e-5, 1e-4, 5e-324, 1.7976931348623157e308, 0.1, 1 / 3]
+    return {
+        "float64 bit patterns": pd.DataFrame({"x": any_double}),
+        "float32 bit patterns": pd.DataFrame({"x": any_single}),
+        "edges": pd.DataFrame({"x": edges, "i": np.arange(len(edges))}),
+        "seeds.csv-like": pd.DataFrame({
+            "seed": np.arange(3, dtype=np.int64), "loss": [0.5, math.nan, 2.0],
+            "epochs_to_target": pd.array([10, None, 30], dtype="Int64"), "converged": [True, False, True],
+            "flag": pd.array([True, None, False], dtype="boolean"), "n": np.array([1, 2, 3], np.uint32)}),
+        "one column with empty fields": pd.DataFrame({"a": [math.nan, 1.0, math.nan]}),
+        "no rows": pd.DataFrame({"a": pd.Series([], dtype=float), "b": pd.Series([], dtype=np.int64)}),
+    }
+
+
+@pytest.mark.parametrize("name", list(_frames_pandas_writes()))
+def test_numeric_csv_writes_exactly_what_pandas_writes(name):
+    frame = _frames_pandas_writes()[name]
+    assert fileio.numeric_csv(frame) == frame.to_csv(index=False)
+
+
+def test_numeric_csv_leaves_text_columns_and_odd_names_to_pandas(tmp_path):
+    import pandas as pd
+
+    assert fileio.numeric_csv(pd.DataFrame({"verdict": ["saddle", "a,b"]})) is None
+    assert fileio.numeric_csv(pd.DataFrame({"a b,c": [1.0]})) is None
+    frame = pd.DataFrame({"verdict": ["saddle", 'say "hi", twice'], "x": [1.0, math.nan]})
+    fileio.write_csv(tmp_path / "t.csv", frame)
+    assert (tmp_path / "t.csv").read_text() == frame.to_csv(index=False)
