@@ -112,12 +112,13 @@ def executable(cache_dir: str | None, description, compile, name: str = "program
 
     ``description`` must identify the program completely together with :func:`_environment`;
     ``None`` (or no ``cache_dir``) calls ``compile(None)`` without the store. Otherwise
-    ``compile`` gets ``name`` with the key's start appended, to give the program it lowers: JAX's own cache keys on the lowered module, name included, so it
-    holds a store-bound program only under the key the store uses. That matters because an
-    executable that JAX's cache loaded does not serialise whole on CPU (jax 0.10: the copy
-    fails at run time with "Function … not found"), so it is never stored; with the name,
-    JAX's cache can only hold such a program when its store entry was lost, not whenever
-    an edit elsewhere in jaxbp changed the key but not the program.
+    ``compile`` gets ``name`` with the key's start appended, to name the program it lowers.
+    JAX's own cache keys on the lowered module, name included, so it holds a store-bound
+    program only under the store's own key. That matters because an executable that JAX's
+    cache loaded does not serialise whole on CPU (jax 0.10: the copy fails at run time with
+    "Function ... not found"), so such an executable is never stored; with the name, JAX's
+    cache serves a store-bound program only when its store entry was lost, not whenever an
+    edit elsewhere in jaxbp changed the key but not the program.
 
     An entry that cannot be read is compiled again and replaced; one that cannot be
     written is skipped: the store only ever saves time.

@@ -97,7 +97,7 @@ def test_a_new_process_loads_its_executables_without_tracing_and_gets_the_same_n
     loaded, traced_again = _run_counting_compiles(monkeypatch, cfg)
     assert traced_again == 0
     assert _same(compiled, loaded)
-    other_lr, traced = _run_counting_compiles(monkeypatch, RunConfig(compile_cache=str(tmp_path / "xla"), lr=0.2, **TINY))
+    other_lr, traced = _run_counting_compiles(monkeypatch, RunConfig(compile_cache=cfg.compile_cache, lr=0.2, **TINY))
     assert traced == 0, "a traced value (lr) is an argument, not part of the program"
     assert not _same(compiled, other_lr), "…and it reaches the program"
 
