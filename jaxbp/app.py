@@ -16,7 +16,7 @@ from pathlib import Path
 from omegaconf import MISSING, DictConfig, OmegaConf, open_dict
 from omegaconf.errors import OmegaConfBaseException
 
-from jaxbp import config, paths
+from jaxbp import compositions, config, paths
 from jaxbp import data as datasets
 from jaxbp import optim as optimizers
 from jaxbp.checks import ConfigError
@@ -62,42 +62,14 @@ def register() -> None:
         store.store(group=group, name=path.stem, node=OmegaConf.load(path), package="_global_")
 
 
-# Each job of a sweep is composed once: the sweep callback composes it to check it, Hydra's
-# basic sweeper composes it again to validate its batch, and the launcher to run it (each
-# composition costs 0.1-0.2 s). share_compositions makes the loader remember its answers.
-COMPOSED_KEPT = 4096
-
-
-def share_compositions(config_loader) -> None:
-    """Makes ``config_loader.load_sweep_config`` (Hydra's ``ConfigLoader`` method that every
-    launcher and the basic sweeper call) compose each job of a sweep once: later calls for
-    the same master config and overrides get the same composed config back."""
-    if getattr(config_loader, "jaxbp_shared", False):
-        return
-    compose = config_loader.load_sweep_config
-    kept: dict[tuple[str, ...], tuple[DictConfig, DictConfig]] = {}
-
-    def load_sweep_config(master_config: DictConfig, sweep_overrides: list[str]) -> DictConfig:
-        key = tuple(sweep_overrides)
-        if key in kept and kept[key][0] is master_config:
-            return kept[key][1]
-        if len(kept) >= COMPOSED_KEPT:
-            kept.clear()
-        composed = compose(master_config, list(sweep_overrides))
-        kept[key] = (master_config, composed)
-        return composed
-
-    config_loader.load_sweep_config = load_sweep_config
-    config_loader.jaxbp_shared = True
-
-
 def compose_job(config_loader, master: DictConfig, overrides: list[str]) -> DictConfig:
-    """Job ``overrides``' config, as Hydra's launchers compose it, once per sweep and job.
+    """Job ``overrides``' config, as Hydra's launchers compose it, once per sweep and job
+    (derived from the first job where only values differ: :mod:`jaxbp.compositions`).
 
     Raises:
         HydraException, ValueError: the job cannot be composed (Hydra's own errors).
     """
-    share_compositions(config_loader)
+    compositions.share(config_loader)
     return config_loader.load_sweep_config(master, list(overrides))
 
 

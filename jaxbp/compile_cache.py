@@ -22,6 +22,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -65,6 +66,7 @@ def configure(path: str | None) -> str | None:
 EXECUTABLES = "jaxbp-executables"
 EXECUTABLES_KEPT = 256  # entries beyond this are removed, least recently written first
 JAX_CACHE_HIT = "/jax/compilation_cache/cache_hits"  # the event jax.monitoring records
+_BOOKKEEPING = re.compile(r"_(log|logging)_|cache|explain")  # names of JAX settings that change no program
 
 
 def array_digest(*arrays) -> str:
@@ -99,7 +101,11 @@ def _environment() -> tuple:
     import optax
 
     backend = jax.devices()[0].client
-    settings = sorted((name, repr(value)) for name, value in jax.config.values.items())
+    # Every JAX setting (thread-local ones like default_matmul_precision included), less
+    # those that only log or cache: a notebook and a Hydra job, whose logging config sets
+    # jax_logging_level, share entries.
+    settings = sorted((name, repr(value)) for name, value in jax.config.values.items()
+                      if not _BOOKKEEPING.search(name))
     return (_source_digest(), sys.version, jax.__version__, jaxlib.__version__, optax.__version__,
             np.__version__, ml_dtypes.__version__, backend.platform, backend.platform_version,
             tuple((d.id, d.device_kind) for d in jax.devices()), jax.process_count(),

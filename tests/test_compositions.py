@@ -1,0 +1,103 @@
+"""jaxbp.compositions: a sweep job derived from the first job equals Hydra's own composition
+of it, node for node and flag for flag, and anything but plain values is composed in full."""
+
+import pytest
+from hydra import initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.types import RunMode
+from omegaconf import OmegaConf, open_dict
+
+from jaxbp import app, compositions, paths
+
+# (overrides given to the multirun, each job's overrides as the basic sweeper lists them)
+DERIVED = {
+    "the design card's lr sweep": ([], [["lr=0.01"], ["lr=0.1"], ["lr=1.0"]]),
+    "lr by hidden": ([], [["lr=0.1", "hidden=2"], ["lr=0.1", "hidden=8"], ["lr=1", "hidden=3"]]),
+    "a value inside a chosen group": ([], [["optim=momentum", "optim.momentum=0.5"],
+                                           ["optim=momentum", "optim.momentum=0.99"]]),
+    "strings, booleans, null and data keys": ([], [
+        ["criterion=loss", "shuffle=true", "max_members_per_chunk=null", "data.seed=0"],
+        ["criterion=margin", "shuffle=false", "max_members_per_chunk=64", "data.seed=5"]]),
+    "a fixed + override beside a swept value": ([], [["+experiment=xor_lr_hidden", "lr=0.5"],
+                                                     ["+experiment=xor_lr_hidden", "lr=2.0"]]),
+    "hydra overrides on the master and an excluded key": (
+        ["hydra.job.chdir=true", "hydra.job.config.override_dirname.exclude_keys=[seed]",
+         "hydra.job.config.override_dirname.kv_sep=_"],
+        [["seed=0", "lr=0.1"], ["seed=1000", "lr=0.1"], ["seed=2000", "lr=0.3"]]),
+}
+COMPOSED_IN_FULL = {
+    "another group choice": [["optim=sgd"], ["optim=momentum"]],
+    "another data option": [["data=xor"], ["data=parity"]],
+    "a + override that differs": [["+tag=a"], ["+tag=b"]],
+    "a list value": [["data.targets=[0.1,0.9]"], ["data.targets=[0.2,0.8]"]],
+    "different keys": [["lr=0.1"], ["hidden=4"]],
+}
+
+
+@pytest.fixture
+def loader():
+    app.register()
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(paths.CONF_DIR), version_base="1.3"):
+        yield GlobalHydra.instance().config_loader()
+    GlobalHydra.instance().clear()
+
+
+def _hydras_own(loader, master, job):
+    return type(loader).load_sweep_config(loader, master, list(job))
+
+
+def _same_config(a, b) -> None:
+    assert OmegaConf.to_yaml(a) == OmegaConf.to_yaml(b)
+    app_keys = [key for key in a if key != "hydra"]
+    assert OmegaConf.to_container(OmegaConf.masked_copy(a, app_keys), resolve=True) == \
+        OmegaConf.to_container(OmegaConf.masked_copy(b, app_keys), resolve=True)
+    assert OmegaConf.is_struct(a) == OmegaConf.is_struct(b) is True
+    assert OmegaConf.is_readonly(a.hydra) == OmegaConf.is_readonly(b.hydra)
+    assert app.to_run_config(a) == app.to_run_config(b)
+
+
+@pytest.mark.parametrize("name", list(DERIVED))
+def test_a_derived_job_is_the_job_hydra_composes(loader, name):
+    master_overrides, jobs = DERIVED[name]
+    master = loader.load_configuration("config", master_overrides, RunMode.MULTIRUN)
+    composed_in_full = []
+    compose = loader.load_sweep_config
+
+    def counting(master_config, overrides):
+        composed_in_full.append(overrides)
+        return compose(master_config, overrides)
+
+    loader.load_sweep_config = counting
+    compositions.share(loader)
+    ours = [loader.load_sweep_config(master, job) for job in jobs]
+    assert composed_in_full == [jobs[0]], "the first job composed, the others derived"
+    for job, config in zip(jobs, ours):
+        _same_config(config, _hydras_own(loader, master, job))
+    assert loader.load_sweep_config(master, jobs[-1]) is ours[-1], "each job once"
+
+
+def test_launchers_marking_a_job_do_not_reach_the_next(loader):
+    """Launchers set hydra.job.id and num on the config they get; the jobs derived after
+    that must not inherit them."""
+    master = loader.load_configuration("config", [], RunMode.MULTIRUN)
+    compositions.share(loader)
+    first = loader.load_sweep_config(master, ["lr=0.1"])
+    with open_dict(first):
+        first.hydra.job.id, first.hydra.job.num = "marked", 7
+        first.lr = 123.0
+    _same_config(loader.load_sweep_config(master, ["lr=1.0"]), _hydras_own(loader, master, ["lr=1.0"]))
+
+
+@pytest.mark.parametrize("name", list(COMPOSED_IN_FULL))
+def test_anything_but_plain_values_is_composed_in_full(loader, name):
+    jobs = COMPOSED_IN_FULL[name]
+    master = loader.load_configuration("config", [], RunMode.MULTIRUN)
+    template = _hydras_own(loader, master, jobs[0])
+    assert compositions.derive(template, tuple(jobs[0]), tuple(jobs[1]), master) is None
+
+
+def test_a_value_the_node_refuses_is_left_to_hydra(loader):
+    master = loader.load_configuration("config", [], RunMode.MULTIRUN)
+    template = _hydras_own(loader, master, ["hidden=3"])
+    assert compositions.derive(template, ("hidden=3",), ("hidden=three",), master) is None
