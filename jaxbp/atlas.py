@@ -331,4 +331,4 @@ def cli() -> None:
 if __name__ == "__main__":
     from jaxbp import pipes
 
-    pipes.quiet_pipe(cli)
+    pipes.main(cli)

@@ -358,4 +358,4 @@ def main(argv=None) -> int:
 if __name__ == "__main__":
     from jaxbp import pipes
 
-    sys.exit(pipes.quiet_pipe(main))
+    pipes.main(main)

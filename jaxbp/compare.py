@@ -218,4 +218,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(pipes.quiet_pipe(main))
+    pipes.main(main)

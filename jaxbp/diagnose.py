@@ -277,4 +277,6 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from jaxbp import pipes
+
+    pipes.main(main)

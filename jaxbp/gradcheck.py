@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import sys
 
 import jax
 import jax.numpy as jnp
@@ -201,4 +200,4 @@ def _report(specs, args) -> int:
 if __name__ == "__main__":
     from jaxbp import pipes
 
-    sys.exit(pipes.quiet_pipe(main))
+    pipes.main(main)

@@ -21,7 +21,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxbp import pallas_kernel
 from jaxbp.checks import ConfigError
 from jaxbp.config import RunConfig
 
@@ -34,10 +33,18 @@ AUTO_PICKS_PALLAS_ON_GPU = False
 BAKED = ("l1", "l2", "target_loss", "b1", "b2", "eps")  # one value per kernel call
 
 
+def _kernel():
+    """:mod:`jaxbp.pallas_kernel`, imported when a job asks about the kernel: Pallas and its
+    Triton and Mosaic lowerings take 0.08 s to import, which a job on the XLA engine skips."""
+    from jaxbp import pallas_kernel
+
+    return pallas_kernel
+
+
 def unsupported(cfg: RunConfig, spec, n_rows: int, n_features: int) -> str:
     """Why the kernel cannot train ``cfg``'s job (network ``spec`` on ``n_rows`` ×
     ``n_features`` data); ``""`` when it can."""
-    ok, why = pallas_kernel.supports(spec, n_rows, n_features, cfg.optim.name, cfg.batch_size,
+    ok, why = _kernel().supports(spec, n_rows, n_features, cfg.optim.name, cfg.batch_size,
                                      criterion=cfg.criterion, patience=cfg.patience)
     if ok and cfg.restart_after is not None:
         return "restarts (restart_after): the kernel trains one attempt per seed"
@@ -64,22 +71,22 @@ def choose(cfg: RunConfig, program, table: dict, masked: bool) -> str:
     Raises:
         ConfigError: ``kernel=pallas`` for a job or members the kernel cannot train.
     """
-    if cfg.kernel == "xla":
+    auto_may_pick = AUTO_PICKS_PALLAS_ON_GPU and jax.default_backend() == "gpu"
+    if cfg.kernel == "xla" or (cfg.kernel == "auto" and not auto_may_pick):
         return "xla"
     why = unsupported(cfg, program.spec, *program.dataset.x_train.shape) or _mixed(table, masked)
     if cfg.kernel == "pallas":
         if why:
             raise ConfigError("kernel", cfg.kernel, f"kernel=xla or auto: the Pallas kernel cannot train {why}")
         return "pallas"
-    on_gpu = jax.default_backend() == "gpu"
-    return "pallas" if AUTO_PICKS_PALLAS_ON_GPU and on_gpu and not why else "xla"
+    return "xla" if why else "pallas"
 
 
 def start(states, hyper: dict, optimizer: str) -> tuple:
     """The kernel's carry from fresh engine ``states`` and traced ``hyper`` values:
     ``(packed params, optimiser state, epochs_to_target, diverged, lr, momentum)``."""
-    packed = pallas_kernel.pack(states.params)
-    slots = pallas_kernel.OPT_SLOTS[optimizer]
+    packed = _kernel().pack(states.params)
+    slots = _kernel().OPT_SLOTS[optimizer]
     opt = jnp.zeros((slots * packed.shape[0], packed.shape[1]), packed.dtype) if slots else None
     lr = hyper["learning_rate"]
     return packed, opt, states.epochs_to_target, states.diverged, lr, hyper.get("momentum", jnp.zeros_like(lr))
@@ -89,7 +96,7 @@ def finish(spec, states, carry):
     """``states`` with the kernel's params, ``epochs_to_target`` and ``diverged``, for the
     engine's ``finalize``."""
     packed, _, epochs_to_target, diverged, _, _ = carry
-    return states._replace(params=pallas_kernel.unpack(spec, packed), epochs_to_target=epochs_to_target,
+    return states._replace(params=_kernel().unpack(spec, packed), epochs_to_target=epochs_to_target,
                            diverged=diverged)
 
 
@@ -102,13 +109,13 @@ def chunk_fn(cfg: RunConfig, programs, hyper: dict, blocks_per_call: int):
     key = ("pallas", blocks_per_call, tuple(baked.items()), interpret)
     if key not in programs.chunks:
         program = programs.program
-        adam = tuple(baked.get(k, default) for k, default in zip(("b1", "b2", "eps"), pallas_kernel.ADAM))
+        adam = tuple(baked.get(k, default) for k, default in zip(("b1", "b2", "eps"), _kernel().ADAM))
         x, y = program.dataset.x_train, program.dataset.y_train
 
         def chunk(carry, first_block, epochs, curve_members):
             del epochs  # the same as cfg.epochs: part of the program's shape key
             packed, opt, ett, diverged, lr, momentum = carry
-            packed, opt, ett, diverged, curve = pallas_kernel.train_blocks(
+            packed, opt, ett, diverged, curve = _kernel().train_blocks(
                 program.spec, x, y, packed, opt, lr, momentum, ett, diverged,
                 first_epoch=first_block * cfg.sample_every, n_blocks=blocks_per_call,
                 log_every=cfg.sample_every, epochs=cfg.epochs, target_loss=baked["target_loss"],

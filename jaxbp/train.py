@@ -136,4 +136,4 @@ def _interrupted(signum, frame) -> None:
 if __name__ == "__main__":
     from jaxbp import pipes
 
-    pipes.quiet_pipe(cli)
+    pipes.main(cli)

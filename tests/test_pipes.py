@@ -37,3 +37,46 @@ def test_a_table_into_a_closed_pipe_has_no_traceback(tmp_path):
     stderr = proc.communicate(timeout=120)[1].decode()
     assert "BrokenPipeError" not in stderr and "Traceback" not in stderr, stderr
     assert proc.returncode == 1
+
+
+ENDINGS = """
+import logging, sys, threading, time
+from jaxbp import pipes
+
+def entry():
+    log = logging.getLogger("t")
+    log.addHandler(logging.FileHandler(sys.argv[1]))
+    log.warning("logged")
+    def late():
+        time.sleep(0.3)
+        open(sys.argv[2], "w").write("thread done")
+    threading.Thread(target=late).start()
+    sys.stdout.write("x" * 100_000)  # buffered when stdout is a pipe
+    {end}
+
+pipes.main(entry)
+"""
+
+
+@pytest.mark.parametrize("end, status, stderr", [("return 3", 3, ""), ("return None", 0, ""),
+                                                 ("sys.exit(4)", 4, ""), ("sys.exit('refused')", 1, "refused"),
+                                                 ("raise SystemExit", 0, "")])
+def test_a_command_ends_with_its_status_and_loses_no_output(tmp_path, end, status, stderr):
+    """pipes.main skips the interpreter's teardown, not what a normal exit keeps: the exit
+    status, buffered stdout, log files, and a non-daemon thread's work."""
+    script = tmp_path / "entry.py"
+    script.write_text(ENDINGS.format(end=end))
+    proc = subprocess.run([sys.executable, str(script), str(tmp_path / "log"), str(tmp_path / "thread")],
+                          cwd=tmp_path, env=cli_env(), capture_output=True, text=True, timeout=60)
+    assert proc.returncode == status
+    assert proc.stdout == "x" * 100_000 and proc.stderr.strip() == stderr
+    assert (tmp_path / "log").read_text() == "logged\n"
+    assert (tmp_path / "thread").read_text() == "thread done"
+
+
+def test_an_escaping_exception_is_reported_as_python_reports_it(tmp_path):
+    script = tmp_path / "entry.py"
+    script.write_text("from jaxbp import pipes\n\ndef entry():\n    raise ValueError('boom')\n\npipes.main(entry)\n")
+    proc = subprocess.run([sys.executable, str(script)], cwd=tmp_path, env=cli_env(), capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 1 and "Traceback" in proc.stderr and "ValueError: boom" in proc.stderr
