@@ -85,19 +85,36 @@ def to_run_config(composed: DictConfig) -> config.RunConfig:
     Raises:
         ConfigError: a bad value, including one OmegaConf cannot convert or resolve.
     """
-    node = composed
-    if "hydra" in composed:
-        node = composed.copy()
-        with open_dict(node):
-            del node["hydra"]
     try:
-        return _absolute_data_path(OmegaConf.to_object(node))
+        return _absolute_data_path(_run_config(composed))
     except ConfigError:
         raise
     except OmegaConfBaseException as err:
         key = getattr(err, "full_key", None) or "config"
         first = str(err).splitlines()[0] if str(err) else type(err).__name__
         raise ConfigError(key, "?", first) from None
+
+
+_FIELDS = frozenset(field.name for field in dataclasses.fields(config.RunConfig))
+
+
+def _run_config(composed: DictConfig) -> config.RunConfig:
+    """``OmegaConf.to_object`` of the config less its ``hydra`` node. Built field by field when
+    the keys are exactly ``RunConfig``'s, which skips copying Hydra's node (three quarters of
+    the conversion's time, done for every job three times); otherwise from a copy."""
+    keys = [key for key in composed if key != "hydra"]
+    if OmegaConf.get_type(composed) is config.RunConfig and set(keys) == _FIELDS:
+        values = {}
+        for key in keys:
+            value = composed[key]
+            values[key] = OmegaConf.to_object(value) if OmegaConf.is_config(value) else value
+        return config.RunConfig(**values)
+    node = composed
+    if "hydra" in composed:
+        node = composed.copy()
+        with open_dict(node):
+            del node["hydra"]
+    return OmegaConf.to_object(node)
 
 
 def _absolute_data_path(cfg: config.RunConfig) -> config.RunConfig:

@@ -101,3 +101,26 @@ def test_a_value_the_node_refuses_is_left_to_hydra(loader):
     master = loader.load_configuration("config", [], RunMode.MULTIRUN)
     template = _hydras_own(loader, master, ["hidden=3"])
     assert compositions.derive(template, ("hidden=3",), ("hidden=three",), master) is None
+
+
+@pytest.mark.parametrize("job", [["lr=0.1"], ["optim=momentum", "optim.momentum=0.5"],
+                                 ["data=parity", "data.targets=[0.1,0.9]"], ["data=file", "data.path=/x.csv"],
+                                 ["data=file"], ["hidden=0"]])
+def test_the_run_config_is_omegaconfs_object_of_the_config_less_hydra(loader, job):
+    """app.to_run_config builds the RunConfig field by field rather than copying Hydra's
+    node away first; it must be what OmegaConf.to_object of that copy is, or fail alike."""
+    from jaxbp.checks import ConfigError
+
+    master = loader.load_configuration("config", [], RunMode.MULTIRUN)
+    composed = _hydras_own(loader, master, job)
+    without_hydra = composed.copy()
+    with open_dict(without_hydra):
+        del without_hydra["hydra"]
+    try:
+        expected = app._absolute_data_path(OmegaConf.to_object(without_hydra))
+    except Exception as err:  # noqa: BLE001
+        with pytest.raises(ConfigError) as refused:
+            app.to_run_config(composed)
+        assert refused.value.key in (getattr(err, "full_key", None), getattr(err, "key", None))
+        return
+    assert app.to_run_config(composed) == expected
