@@ -10,7 +10,8 @@ figure is the median of ``repeats`` runs.
 Then one more cold and warm run of each training command runs under :mod:`jaxbp.phases`,
 which says where its seconds went (imports, composition, compile, statistics, training;
 ``rest`` is the interpreter's start, Hydra's job set-up and writing files) and counts the
-compositions, XLA compiles and persistent-cache hits.
+compositions, XLA compiles, JAX's persistent-cache hits and the executables loaded from
+jaxbp's own store (:func:`jaxbp.compile_cache.executable`).
 """
 
 from __future__ import annotations
@@ -123,7 +124,7 @@ def format_times(floor: tuple[float, float], times: dict[str, tuple[float, ...]]
 
 
 def format_phases(rows: list[dict]) -> str:
-    counts = ["compositions", "backend_compiles", "cache_hits"]
+    counts = ["compositions", "backend_compiles", "cache_hits", "executables_loaded"]
     head = ["command", "cache", "wall", "cpu", *PHASES, "rest", *counts]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for row in rows:

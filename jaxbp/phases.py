@@ -17,8 +17,10 @@ subtracting from the wall time it measured.
 - ``statistics``: every public function of :mod:`jaxbp.stats`;
 - ``training``: :func:`jaxbp.runner.run`.
 
-``counts`` holds the calls: compositions, programs XLA compiled (``backend_compile``) and
-persistent-cache hits. Nothing is imported or patched until the module it times is loaded.
+``counts`` holds the calls: compositions, programs XLA compiled (``backend_compile``),
+JAX's persistent-cache hits, and executables loaded from jaxbp's own store
+(:func:`jaxbp.compile_cache.executable`, which skips tracing). Nothing is imported or
+patched until the module it times is loaded.
 """
 
 from __future__ import annotations
@@ -96,6 +98,8 @@ _TARGETS = {
     "jaxbp.runner": lambda m: (_patch(m, "_compiled", "compile"), _patch(m, "run", "training")),
     "jaxbp.stats": _patch_stats,
     "jax._src.compiler": _patch_jax,
+    "jax.experimental.serialize_executable":
+        lambda m: _patch(m, "deserialize_and_load", "compile", "executables_loaded"),
 }
 
 
