@@ -10,11 +10,12 @@ teardown once its work is done.
   module and object one by one, XLA's client and its executables among them: 0.2-0.4 s on
   2 cores, a tenth of the design card's sweep, for nothing a user keeps. Every file jaxbp
   writes is complete (written, fsynced and renamed) before its command returns, so
-  :func:`main` runs the atexit handlers (logging's flush, JAX's own clean-up), waits for
-  any non-daemon thread, flushes stdout and stderr, and ends the process with the
-  command's status at once (``os._exit``), as the CPython docs allow for a process that has
-  finished its work. An exception that escapes the command is not caught: Python prints it
-  and exits as it always does.
+  :func:`main` runs the atexit handlers (logging's flush, JAX's own clean-up), flushes
+  stdout and stderr, and ends the process with the command's status at once
+  (``os._exit``). While a thread that is not a daemon still runs (joblib's workers, say),
+  it exits the normal way instead: the interpreter's shutdown is what tells such threads
+  to stop. An exception that escapes the command is not caught: Python prints it and exits
+  as it always does.
 
 No imports beyond the standard library.
 """
@@ -57,10 +58,12 @@ def main(entry: Callable[[], Any]) -> None:
     if status is not None and not isinstance(status, int):  # sys.exit("message")
         print(status, file=sys.stderr)
         status = 1
+    if any(thread is not threading.main_thread() and not thread.daemon and thread.is_alive()
+           for thread in threading.enumerate()):
+        # Someone's worker threads (joblib's loky executor, say) end in the interpreter's own
+        # shutdown, which tells them to stop before it waits for them: leave it to that.
+        sys.exit(status)
     atexit._run_exitfuncs()  # what a normal exit runs first: logging.shutdown, JAX's clean-up
-    for thread in threading.enumerate():
-        if thread is not threading.main_thread() and not thread.daemon:
-            thread.join()
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()

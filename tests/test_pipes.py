@@ -43,6 +43,15 @@ ENDINGS = """
 import logging, sys, threading, time
 from jaxbp import pipes
 
+class Teardown:
+    def __init__(self, path=sys.argv[3], write=open):
+        self.path, self.write = path, write
+
+    def __del__(self):  # runs in the interpreter's teardown, which pipes.main skips
+        self.write(self.path, "w").write("torn down")
+
+kept_to_the_end = Teardown()
+
 def entry():
     log = logging.getLogger("t")
     log.addHandler(logging.FileHandler(sys.argv[1]))
@@ -50,7 +59,8 @@ def entry():
     def late():
         time.sleep(0.3)
         open(sys.argv[2], "w").write("thread done")
-    threading.Thread(target=late).start()
+    if {thread}:
+        threading.Thread(target=late).start()
     sys.stdout.write("x" * 100_000)  # buffered when stdout is a pipe
     {end}
 
@@ -58,20 +68,28 @@ pipes.main(entry)
 """
 
 
+@pytest.mark.parametrize("thread", [False, True])
 @pytest.mark.parametrize("end, status, stderr", [("return 3", 3, ""), ("return None", 0, ""),
                                                  ("sys.exit(4)", 4, ""), ("sys.exit('refused')", 1, "refused"),
                                                  ("raise SystemExit", 0, "")])
-def test_a_command_ends_with_its_status_and_loses_no_output(tmp_path, end, status, stderr):
+def test_a_command_ends_with_its_status_and_loses_no_output(tmp_path, end, status, stderr, thread):
     """pipes.main skips the interpreter's teardown, not what a normal exit keeps: the exit
-    status, buffered stdout, log files, and a non-daemon thread's work."""
+    status, buffered stdout and log files. A thread that is still running (joblib's loky
+    workers were) gets the normal exit, whose shutdown tells such threads to stop; waiting
+    for them without it hung the joblib sweep."""
     script = tmp_path / "entry.py"
-    script.write_text(ENDINGS.format(end=end))
-    proc = subprocess.run([sys.executable, str(script), str(tmp_path / "log"), str(tmp_path / "thread")],
-                          cwd=tmp_path, env=cli_env(), capture_output=True, text=True, timeout=60)
+    script.write_text(ENDINGS.format(end=end, thread=thread))
+    files = [str(tmp_path / name) for name in ("log", "thread", "teardown")]
+    proc = subprocess.run([sys.executable, str(script), *files], cwd=tmp_path, env=cli_env(),
+                          capture_output=True, text=True, timeout=60)
     assert proc.returncode == status
     assert proc.stdout == "x" * 100_000 and proc.stderr.strip() == stderr
     assert (tmp_path / "log").read_text() == "logged\n"
-    assert (tmp_path / "thread").read_text() == "thread done"
+    if thread:
+        assert (tmp_path / "thread").read_text() == "thread done"
+        assert (tmp_path / "teardown").read_text() == "torn down", "the normal exit, teardown and all"
+    else:
+        assert not (tmp_path / "teardown").exists(), "the teardown was skipped"
 
 
 def test_an_escaping_exception_is_reported_as_python_reports_it(tmp_path):
