@@ -101,7 +101,7 @@ def describe(summary: dict, atlas_dir: Path) -> str:
     solved = f"median {median:.0f} epochs" if math.isfinite(median) else "none solved"
     return (f"atlas {n}×{n} of {cfg['data']['name']} {'-'.join(map(str, summary['spec']))}, "
             f"{cfg['optim']['name']} lr={cfg['lr']:g}, {cfg['epochs']} epochs, {_plane_label(summary)}: "
-            f"{summary['success_share']:.1%} of the plane reached loss ≤ {cfg['target_loss']:g} ({solved}), "
+            f"{summary['success_share']:.1%} of the plane {config.success_words(cfg)} ({solved}), "
             f"{summary['diverged_share']:.1%} diverged; {summary['wall_s']:.1f} s "
             f"(compile {summary['compile_s']:.1f} s) → {atlas_dir}")
 
@@ -210,7 +210,7 @@ def _draw_final_loss(fig, ax, arrays, summary, shown, extent, out_png: Path) -> 
     ax.set(xlabel=str(arrays["x_name"]), ylabel=str(arrays["y_name"]))
     ax.set_title(f"{cfg['data']['name']} {'-'.join(map(str, summary['spec']))}, {cfg['optim']['name']} "
                  f"lr={cfg['lr']:g}, {int(arrays['epochs'])} epochs: none of {summary['points']:,} initial "
-                 f"points reached loss ≤ {cfg['target_loss']:g}\n(colour: the loss each one ended at)", fontsize=11)
+                 f"points {config.success_words(cfg)}\n(colour: the loss each one ended at)", fontsize=11)
     results.atomic_write(out_png, lambda tmp: fig.savefig(tmp, dpi=150, format="png"))
     return out_png
 

@@ -265,6 +265,14 @@ def shape_key(cfg: RunConfig) -> RunConfig:
                                l2=float(cfg.l2 > 0), optim=optim)
 
 
+def success_words(values: Mapping[str, Any]) -> str:
+    """What a converged seed did, in the job's criterion's own terms (a job's line, an atlas's)."""
+    if values.get("criterion", "loss") == "loss":
+        return f"reached loss ≤ {values['target_loss']:g}"  # the line's wording since the first release
+    verb = "had" if values["criterion"] in ("margin", "fahlman") else "reached"
+    return f"{verb} {criterion_phrase(values)}"
+
+
 def criterion_phrase(values: Mapping[str, Any]) -> str:
     """What meeting a job's criterion means, in its own terms, from a config's values
     (``dataclasses.asdict(cfg)`` or ``summary.json``'s ``config``)."""

@@ -58,14 +58,6 @@ def _pct(value) -> str:
     return f"{100 * value:.1f}%"
 
 
-def success_words(cfg: dict[str, Any]) -> str:
-    """What a converged seed did, in the job's criterion's own terms."""
-    if cfg.get("criterion", "loss") == "loss":
-        return f"reached loss ≤ {cfg['target_loss']:g}"  # the line's wording since the first release
-    verb = "had" if cfg["criterion"] in ("margin", "fahlman") else "reached"
-    return f"{verb} {config.criterion_phrase(cfg)}"
-
-
 def describe(summary: dict[str, Any], job_dir: Path) -> str:
     """The one-line summary printed at the end of a job, from its ``summary.json`` alone."""
     cfg = summary["config"]
@@ -74,7 +66,7 @@ def describe(summary: dict[str, Any], job_dir: Path) -> str:
     low, high = summary["success_ci_low"], summary["success_ci_high"]
     parts = [f"{n} seed{'s' if n != 1 else ''}, {cfg['data']['name']} {sizes}, "
              f"{cfg['optim']['name']} lr={cfg['lr']:g}{_penalties(cfg)}, {cfg['epochs']} epochs: "
-             f"{_pct(summary['success_rate'])} {success_words(cfg)} "
+             f"{_pct(summary['success_rate'])} {config.success_words(cfg)} "
              f"(95% CI {100 * low:.1f}–{100 * high:.1f}%)"]
     median = summary.get("epochs_to_target_km_median")
     if median is not None and not (isinstance(median, float) and math.isnan(median)):

@@ -177,3 +177,15 @@ def test_a_refusal_from_the_command_line_is_short_and_leaves_nothing(tmp_path, a
     assert proc.returncode == 2 and "Traceback" not in proc.stderr + proc.stdout
     assert message in proc.stderr and len(proc.stderr.splitlines()) <= 4
     assert not out.exists()
+
+
+@pytest.mark.parametrize("criterion, words", [("loss", "reached loss ≤ 0.01"),
+                                              ("margin", "had every output within 0.4 of its target")])
+def test_the_atlas_line_says_success_in_the_criterions_terms(tmp_path, criterion, words):
+    """The atlas's 'solved' follows the job's criterion (epochs_to_target); its line said
+    'reached loss ≤' whatever the criterion was."""
+    cfg = dataclasses.asdict(config.RunConfig(criterion=criterion, margin=0.4))
+    summary = {"config": cfg, "atlas": {"resolution": 8, "seed": 0, "plane": "weights"}, "spec": [2, 2, 1],
+               "epochs_to_solve_median": 120.0, "success_share": 0.5, "diverged_share": 0.0, "wall_s": 1.0,
+               "compile_s": 0.5, "axes": [{"name": "W0[0,1]"}, {"name": "b1[0]"}]}
+    assert f"50.0% of the plane {words} (median 120 epochs)" in atlas.describe(summary, tmp_path)
