@@ -166,6 +166,13 @@ def _ci(value, low, high, spec=".3g", scale=1.0, missing="—") -> str:
     return f"{scale * value:{spec}} [{low}, {high}]"
 
 
+def _mean_converged(figures: dict) -> str:
+    """The mean epochs to target of the converged seeds with its bootstrap CI; ``—`` when no
+    seed converged or the job predates the figure."""
+    return _ci(figures.get("epochs_to_target_mean_converged"), figures.get("epochs_to_target_mean_converged_ci_low"),
+               figures.get("epochs_to_target_mean_converged_ci_high"), ".0f")
+
+
 def describe_job(summary: dict, swept=()) -> str:
     """What the job trained, leaving out what a sweep varies."""
     cfg = summary["config"]
@@ -278,6 +285,7 @@ def _sweep_table(jobs: list[Job], keys: pd.DataFrame) -> pd.DataFrame:
             "success % [95% CI]": _ci(f["success_rate"], f["success_ci_low"], f["success_ci_high"], ".1f", 100),
             "median epochs to target, all seeds (KM) [95% CI]": median_text(f, job.config["epochs"]),
             "median epochs, converged seeds only": _fmt(f["epochs_to_target_median_converged"], ".0f") or "—",
+            "mean epochs, converged seeds only [95% CI]": _mean_converged(f),
             "epochs with restarts [95% CI]": _ci(f["epochs_with_restarts"], f["epochs_with_restarts_ci_low"],
                                                  f["epochs_with_restarts_ci_high"], ".0f"),
             "median final loss [95% CI]": _ci(f["final_loss_median"], low, high, missing="— (all diverged)"),
@@ -413,6 +421,8 @@ def _run_lines(job: Job) -> list[str]:
            if f["epochs_to_target_km_median"] is None else ""),
         f"- median epochs to target, converged seeds only: "
         f"{_fmt(f['epochs_to_target_median_converged'], '.0f') or '—'}",
+        "- mean epochs to target, converged seeds only (the classic papers' statistic; bootstrap 95% CI): "
+        + _mean_converged(f),
         "- expected epochs with restarts (Fahlman): " + _ci(
             f["epochs_with_restarts"], f["epochs_with_restarts_ci_low"], f["epochs_with_restarts_ci_high"], ".0f",
             missing="— (no seed solved)"),

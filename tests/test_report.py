@@ -92,6 +92,14 @@ def test_run_report_has_km_curves_and_decision_boundaries(runs, drawn):
     summary = results.JobDir(runs / "xor").summary()
     assert "median epochs to target, all seeds (Kaplan–Meier): " in text
     assert "mean accuracy: train" in text and "converged (train loss ≤ 0.01 at the end)" in text
+    # The classic papers' statistic, as summary.json holds it (issue #25 left it out of here).
+    seeds = results.JobDir(runs / "xor").seeds()
+    reached = seeds["epochs_to_target"].dropna().to_numpy(float)
+    assert summary["epochs_to_target_mean_converged"] == pytest.approx(reached.mean())
+    mean = "{:.0f} [{:.0f}, {:.0f}]".format(*(summary[f"epochs_to_target_mean_converged{end}"]
+                                              for end in ("", "_ci_low", "_ci_high")))
+    assert f"mean epochs to target, converged seeds only (the classic papers' statistic; bootstrap 95% CI): {mean}" \
+        in text
     # The curves figure says how many seeds' curves it covers: curve_seeds, not num_seeds.
     assert "over 10 of 32 seeds' curves" in drawn["curve_panels"][0][0][1]
     # At lr=8 some 2-2-1 xor networks get stuck: the boundaries show at least one of them.
@@ -109,7 +117,7 @@ def test_sweep_report_with_a_diverged_job_has_no_nan_and_no_runtime_warnings(run
     assert "— (all diverged)" in text and "32 of 32" in text
     assert not (runs / "report" / "epochs_to_target.png").exists()
     assert "median epochs to target, all seeds (KM) [95% CI]" in text
-    assert "median epochs, converged seeds only" in text
+    assert "median epochs, converged seeds only" in text and "mean epochs, converged seeds only [95% CI]" in text
     # The diverged job's losses (1e18 and more) do not stretch the shared log axis.
     fig = drawn["curve_panels"][0][2]
     low, high = fig.axes[0].get_ylim()
