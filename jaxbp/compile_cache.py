@@ -60,8 +60,9 @@ def configure(path: str | None) -> str | None:
 # executable store skips that. It keys each program on what jaxbp knows before tracing:
 # what the program is (its frozen config with traced values blanked, its role, the data
 # baked into it), the shapes, dtypes and layout of its arguments, and everything else that
-# decides what tracing would produce: the source of every jaxbp module, the versions of
-# Python, JAX, jaxlib, optax, NumPy and ml_dtypes, the backend, JAX's config and XLA_FLAGS.
+# decides what tracing and compiling would produce: the source of every jaxbp module, the
+# versions of Python, JAX, jaxlib, optax, NumPy and ml_dtypes, the backend, the host CPU,
+# JAX's config and XLA_FLAGS.
 # A change to any of them is a different key, never a stale program.
 EXECUTABLES = "jaxbp-executables"
 EXECUTABLES_KEPT = 256  # entries beyond this are removed, least recently written first
@@ -91,6 +92,20 @@ def _source_digest() -> str:
     return digest.hexdigest()
 
 
+@functools.lru_cache(maxsize=1)
+def _host_cpu() -> str:
+    """The host CPU's model and features: XLA compiles CPU code for the machine it runs on,
+    so a store in a home dir shared by different machines keeps their programs apart."""
+    try:
+        with open("/proc/cpuinfo") as info:
+            lines = [line for line in info if line.startswith(("model name", "flags", "Features", "CPU part"))]
+        return "".join(sorted(set(lines)))
+    except OSError:
+        import platform
+
+        return f"{platform.machine()} {platform.processor()}"
+
+
 def _environment() -> tuple:
     """What, besides the program's own description, decides the executable tracing and
     compiling would produce in this process."""
@@ -108,7 +123,7 @@ def _environment() -> tuple:
                       if not _BOOKKEEPING.search(name))
     return (_source_digest(), sys.version, jax.__version__, jaxlib.__version__, optax.__version__,
             np.__version__, ml_dtypes.__version__, backend.platform, backend.platform_version,
-            tuple((d.id, d.device_kind) for d in jax.devices()), jax.process_count(),
+            tuple((d.id, d.device_kind) for d in jax.devices()), jax.process_count(), _host_cpu(),
             bool(jax.config.jax_enable_x64), os.environ.get("XLA_FLAGS", ""), tuple(settings))
 
 

@@ -13,8 +13,9 @@ and the basic sweeper call:
   (``lr=0.1`` against ``lr=1.0``). Such a job is the first job's composed config with those
   values set, its ``hydra.overrides.task`` and ``hydra.job.override_dirname`` rewritten by
   Hydra's rules. Anything else (another config group choice, ``+``/``~``/``++`` overrides
-  that differ, a dict or list value, a key that is not in the config, a ``hydra.`` key, a
-  different set of keys) is composed by Hydra in full. ``tests/test_compositions.py``
+  that differ, a dict or list value, a key that is not in the config or names a config
+  group, a ``hydra.`` key, a key given twice, a different set of keys, a value that does not
+  resolve) is composed by Hydra in full. ``tests/test_compositions.py``
   checks derived configs equal Hydra's own, node for node and flag for flag.
 """
 
@@ -73,13 +74,21 @@ def derive(template: DictConfig, template_overrides: tuple[str, ...], overrides:
         return None
     if len(old) != len(new) or any(o.is_hydra_override() or n.is_hydra_override() for o, n in zip(old, new)):
         return None
+    keys = [override.key_or_group for override in new]
+    if len(set(keys)) != len(keys):  # a key given twice: the last wins, in an order derive skips
+        return None
+    groups = set(template.hydra.runtime.choices)  # the defaults list's groups ('data', 'hydra/launcher')
     changed = []
     for before, after in zip(old, new):
         if before.key_or_group != after.key_or_group:
             return None
         if before.input_line == after.input_line:
             continue
-        if not (_plain(before, template) and _plain(after, template)):
+        try:
+            plain = all(_plain(o, template) and o.key_or_group not in groups for o in (before, after))
+        except Exception:  # noqa: BLE001 - say, an interpolation that does not resolve: Hydra's call
+            return None
+        if not plain:
             return None
         changed.append(after)
     config = copy.deepcopy(template)

@@ -23,6 +23,7 @@ No imports beyond the standard library.
 from __future__ import annotations
 
 import atexit
+import numbers
 import os
 import sys
 import threading
@@ -51,11 +52,16 @@ def main(entry: Callable[[], Any]) -> None:
     status, skipping the interpreter's teardown. For ``if __name__ == "__main__"`` blocks
     only: it never returns."""
     try:
-        result = quiet_pipe(entry)
-        status = result if isinstance(result, int) else 0
+        status = quiet_pipe(entry)
     except SystemExit as done:
         status = done.code
-    if status is not None and not isinstance(status, int):  # sys.exit("message")
+    # What sys.exit makes of its argument: None is 0, an integer is itself (a NumPy one
+    # too), anything else is printed and is 1.
+    if status is None:
+        status = 0
+    elif isinstance(status, numbers.Integral):
+        status = int(status)
+    else:
         print(status, file=sys.stderr)
         status = 1
     if any(thread is not threading.main_thread() and not thread.daemon and thread.is_alive()
@@ -67,6 +73,6 @@ def main(entry: Callable[[], Any]) -> None:
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()
-        except (OSError, ValueError):  # a reader gone, or a stream already closed
-            pass
-    os._exit(status or 0)
+        except (OSError, ValueError):  # as Python's own exit: a failed final flush is status 120
+            status = status or 120
+    os._exit(status)

@@ -23,7 +23,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from jaxbp import compile_cache, config, distributed, engine, memory, pallas_train
 from jaxbp.config import RunConfig
-from jaxbp.plan import Bounded
+from jaxbp.plan import Bounded, load_dataset
 
 TARGET_CHUNKS = 20  # progress updates per job; each chunk is one call of the same program
 PROGRESS_DELAY_S = 1.0  # a job that ends sooner never draws a bar
@@ -76,14 +76,20 @@ def precision(cfg: RunConfig):
 
 
 def _programs(cfg: RunConfig, masked: bool = False) -> _Programs:
+    # The program bakes its data in: keyed on the dataset object too, which plan caches per
+    # data option and file version, so a rewritten data file gets a new program.
+    data = load_dataset(cfg)
+
     def build() -> _Programs:
-        program = engine.make_program(cfg, masked=masked)
-        data = program.dataset
-        identity = (repr(config.shape_key(cfg)), masked,
+        program = engine.make_program(cfg, data, masked=masked)
+        identity = (repr(config.shape_key(cfg)), masked, data.name, data.classes,
                     compile_cache.array_digest(data.x_train, data.y_train, data.x_test, data.y_test))
         return _Programs(program, {}, jax.jit(jax.vmap(program.finalize, in_axes=(0, None))), identity)
 
-    return _PROGRAMS.get_or_make((config.shape_key(cfg), masked), build)
+    key = (config.shape_key(cfg), masked)
+    if key in _PROGRAMS and _PROGRAMS[key].program.dataset is not data:
+        del _PROGRAMS[key]
+    return _PROGRAMS.get_or_make(key, build)
 
 
 def program_for(cfg: RunConfig) -> engine.Program:

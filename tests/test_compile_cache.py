@@ -1,5 +1,7 @@
 """JAX's persistent compilation cache serves jaxbp's programs: a rerun compiles nothing."""
 
+import os
+
 import pytest
 
 from cli import run_cli
@@ -158,3 +160,44 @@ def test_the_store_keeps_a_bounded_number_of_entries(tmp_path, monkeypatch):
     monkeypatch.setattr(compile_cache, "EXECUTABLES_KEPT", 4)
     compile_cache._prune(store)
     assert sorted(p.name for p in store.iterdir()) == ["entry6", "entry7", "entry8", "entry9"]
+
+
+def test_data_that_encodes_alike_but_means_otherwise_is_another_program(tmp_path, monkeypatch):
+    """Class labels 0/1 and real targets 0.0/1.0 give the same arrays, but only classes have
+    an accuracy: the program differs, so its key must (a review found the store serving
+    one for the other, after the file was rewritten at the same path)."""
+    import numpy as np
+
+    from jaxbp.config import RunConfig
+    from jaxbp.data import File
+
+    x = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], float)
+    path = tmp_path / "d.npz"
+    cfg = RunConfig(compile_cache=str(tmp_path / "xla"), data=File(path=str(path)), **TINY)
+    np.savez(path, x=x, y=np.array([0, 1, 1, 0]))
+    labels, _ = _run_counting_compiles(monkeypatch, cfg)
+    np.savez(path, x=x, y=np.array([[0.0], [1.0], [1.0], [0.0]]))
+    os.utime(path, ns=(1, 1))  # a new file version, whatever the clock's resolution
+    values, traced = _run_counting_compiles(monkeypatch, cfg)
+    assert traced >= 1
+    assert np.isfinite(labels.metrics["train_acc"]).all() and np.isnan(values.metrics["train_acc"]).all()
+
+
+def test_a_rewritten_data_file_gets_a_new_program_in_the_same_process(tmp_path):
+    """The program bakes the data in: the process's own program cache must not serve the
+    old data after the file changed."""
+    import numpy as np
+
+    from jaxbp import runner
+    from jaxbp.config import RunConfig
+    from jaxbp.data import File
+
+    x = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], float)
+    path = tmp_path / "d.npz"
+    cfg = RunConfig(compile_cache=None, data=File(path=str(path)), **TINY)
+    np.savez(path, x=x, y=np.array([[0.0], [1.0], [1.0], [0.0]]))
+    xor = runner.run(cfg)
+    np.savez(path, x=x, y=np.array([[0.0], [0.0], [0.0], [1.0]]))
+    os.utime(path, ns=(1, 1))
+    anded = runner.run(cfg)
+    assert not np.array_equal(xor.metrics["final_loss"], anded.metrics["final_loss"])

@@ -31,6 +31,8 @@ COMPOSED_IN_FULL = {
     "a + override that differs": [["+tag=a"], ["+tag=b"]],
     "a list value": [["data.targets=[0.1,0.9]"], ["data.targets=[0.2,0.8]"]],
     "different keys": [["lr=0.1"], ["hidden=4"]],
+    "a key given twice (the last wins)": [["lr=0.1", "lr=0.2"], ["lr=0.3", "lr=0.2"]],
+    "a value that does not resolve": [["lr=${oc.env:JAXBP_NO_SUCH_VARIABLE}"], ["lr=0.2"]],
 }
 
 

@@ -71,7 +71,7 @@ pipes.main(entry)
 @pytest.mark.parametrize("thread", [False, True])
 @pytest.mark.parametrize("end, status, stderr", [("return 3", 3, ""), ("return None", 0, ""),
                                                  ("sys.exit(4)", 4, ""), ("sys.exit('refused')", 1, "refused"),
-                                                 ("raise SystemExit", 0, "")])
+                                                 ("raise SystemExit", 0, ""), ("return 'odd'", 1, "odd")])
 def test_a_command_ends_with_its_status_and_loses_no_output(tmp_path, end, status, stderr, thread):
     """pipes.main skips the interpreter's teardown, not what a normal exit keeps: the exit
     status, buffered stdout and log files. A thread that is still running (joblib's loky

@@ -87,6 +87,8 @@ def _frames_pandas_writes():
     return {
         "float64 bit patterns": pd.DataFrame({"x": any_double}),
         "float32 bit patterns": pd.DataFrame({"x": any_single}),
+        "nullable Float64 and big UInt64": pd.DataFrame({"x": pd.array([1.5, None, 1e16], dtype="Float64"),
+                                                         "u": pd.array([2**64 - 1, None, 0], dtype="UInt64")}),
         "edges": pd.DataFrame({"x": edges, "i": np.arange(len(edges))}),
         "seeds.csv-like": pd.DataFrame({
             "seed": np.arange(3, dtype=np.int64), "loss": [0.5, math.nan, 2.0],
@@ -108,6 +110,12 @@ def test_numeric_csv_leaves_text_columns_and_odd_names_to_pandas(tmp_path):
 
     assert fileio.numeric_csv(pd.DataFrame({"verdict": ["saddle", "a,b"]})) is None
     assert fileio.numeric_csv(pd.DataFrame({"a b,c": [1.0]})) is None
+    # Types whose text differs from float64's repr, and names pandas writes its own way
+    # (a review found each written wrongly by the first version).
+    assert fileio.numeric_csv(pd.DataFrame({"a": pd.array([0.1, None], dtype="Float32")})) is None
+    assert fileio.numeric_csv(pd.DataFrame({"a": np.array([0.1], np.longdouble)})) is None
+    assert fileio.numeric_csv(pd.DataFrame({math.nan: [1.0], "b": [2.0]})) is None
+    assert fileio.numeric_csv(pd.DataFrame({None: [1.0], "b": [2.0]})) is None
     frame = pd.DataFrame({"verdict": ["saddle", 'say "hi", twice'], "x": [1.0, math.nan]})
     fileio.write_csv(tmp_path / "t.csv", frame)
     assert (tmp_path / "t.csv").read_text() == frame.to_csv(index=False)
