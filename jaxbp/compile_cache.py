@@ -1,4 +1,6 @@
-"""JAX's persistent compilation cache, pointed at ``compile_cache`` before a program compiles.
+"""Compiled programs kept across processes, under ``compile_cache``: JAX's persistent
+compilation cache, and jaxbp's own store of executables, which a rerun loads without
+tracing (:func:`executable`).
 
 Why the runner turns it on, not only the app: JAX reads ``jax_compilation_cache_dir`` at each
 compile, and a program compiled while it is unset is never written. The fused ``vmap``
@@ -19,6 +21,7 @@ set it to 0: ours compile in well under a second each. No JAX import at module l
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import os
@@ -65,7 +68,7 @@ def configure(path: str | None) -> str | None:
 # JAX's config and XLA_FLAGS.
 # A change to any of them is a different key, never a stale program.
 EXECUTABLES = "jaxbp-executables"
-EXECUTABLES_KEPT = 256  # entries beyond this are removed, least recently written first
+EXECUTABLES_KEPT = 256  # entries beyond this are removed, least recently used first
 JAX_CACHE_HIT = "/jax/compilation_cache/cache_hits"  # the event jax.monitoring records
 _BOOKKEEPING = re.compile(r"_(log|logging)_|cache|explain")  # names of JAX settings that change no program
 
@@ -156,11 +159,15 @@ def executable(cache_dir: str | None, description, compile, name: str = "program
     path = store / key
     try:
         payload, in_tree, out_tree = pickle.loads(path.read_bytes())
-        return serialize_executable.deserialize_and_load(payload, in_tree, out_tree)
+        loaded = serialize_executable.deserialize_and_load(payload, in_tree, out_tree)
+        with contextlib.suppress(OSError):  # used now: pruning removes the least recently used
+            os.utime(path)
+        return loaded
     except FileNotFoundError:
         pass
     except Exception:  # noqa: BLE001 - a torn, foreign or outdated entry: compile afresh
-        path.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # a read-only store stays as it is
+            path.unlink(missing_ok=True)
     loaded_by_jax = []
 
     def listen(event: str, **_) -> None:
@@ -174,15 +181,16 @@ def executable(cache_dir: str | None, description, compile, name: str = "program
         jax.monitoring.unregister_event_listener(listen)
     if loaded_by_jax:
         return compiled
+    temp = store / f".{key}.{os.getpid()}.tmp"
     try:
         blob = pickle.dumps(serialize_executable.serialize(compiled))
         store.mkdir(parents=True, exist_ok=True)
-        temp = store / f".{key}.{os.getpid()}.tmp"
         temp.write_bytes(blob)
         os.replace(temp, path)  # whole or absent, for a reader in another process
         _prune(store)
     except Exception:  # noqa: BLE001 - not serialisable here, or a full/read-only disk
-        pass
+        with contextlib.suppress(OSError):
+            temp.unlink(missing_ok=True)
     return compiled
 
 

@@ -201,3 +201,31 @@ def test_a_rewritten_data_file_gets_a_new_program_in_the_same_process(tmp_path):
     os.utime(path, ns=(1, 1))
     anded = runner.run(cfg)
     assert not np.array_equal(xor.metrics["final_loss"], anded.metrics["final_loss"])
+
+
+def test_a_read_only_store_serves_what_it_holds_and_takes_nothing_new(tmp_path, monkeypatch):
+    """A cache dir shared read-only (a course's prepared programs, say): entries load,
+    nothing is written or deleted, and nothing fails."""
+    import stat
+
+    from jaxbp.config import RunConfig
+
+    cfg = RunConfig(compile_cache=str(tmp_path / "xla"), **TINY)
+    first, _ = _run_counting_compiles(monkeypatch, cfg)
+    store = tmp_path / "xla" / compile_cache.EXECUTABLES
+    held = sorted(p.name for p in store.iterdir())
+    monkeypatch.setattr(os, "utime", _refuse)
+    monkeypatch.setattr(os, "replace", _refuse)
+    store.chmod(stat.S_IRUSR | stat.S_IXUSR)
+    try:
+        loaded, traced = _run_counting_compiles(monkeypatch, cfg)
+        assert traced == 0 and _same(first, loaded)
+        wider = RunConfig(compile_cache=cfg.compile_cache, hidden=5, **TINY)
+        assert _run_counting_compiles(monkeypatch, wider)[1] == 3
+    finally:
+        store.chmod(stat.S_IRWXU)
+    assert sorted(p.name for p in store.iterdir()) == held
+
+
+def _refuse(*args, **kwargs):
+    raise PermissionError("read-only")
