@@ -9,14 +9,15 @@ and the basic sweeper call:
 - **Once per job.** The sweep callback composes each job to check it, Hydra's basic
   sweeper composes it again to validate its batch, and the launcher to run it. The loader
   now remembers its answers, so those are one composition.
-- **Derived from the first job.** Jobs of a sweep differ, mostly, in plain values
-  (``lr=0.1`` against ``lr=1.0``). Such a job is the first job's composed config with those
-  values set, its ``hydra.overrides.task`` and ``hydra.job.override_dirname`` rewritten by
-  Hydra's rules. Anything else (another config group choice, ``+``/``~``/``++`` overrides
-  that differ, a dict or list value, a key that is not in the config or names a config
-  group, a ``hydra.`` key, a key given twice, a different set of keys, a value that does not
-  resolve) is composed by Hydra in full. ``tests/test_compositions.py``
-  checks derived configs equal Hydra's own, node for node and flag for flag.
+- **Derived, not composed.** Jobs of a sweep differ, mostly, in plain values (``lr=0.1``
+  against ``lr=1.0``). Such a job is the sweep's own composed config (``-m``'s, where each
+  swept value sits at its default), or else the first job's, with those values set and
+  ``hydra.overrides.task`` and ``hydra.job.override_dirname`` rewritten by Hydra's rules.
+  Anything else (another config group choice, ``+``/``~``/``++`` overrides that differ, a
+  dict or list value, a key that is not in the config or names a config group, a
+  ``hydra.`` key, a key given twice, a different set of keys, a value that does not
+  resolve) is composed by Hydra in full. ``tests/test_compositions.py`` checks derived
+  configs equal Hydra's own, node for node and flag for flag.
 """
 
 from __future__ import annotations
@@ -45,8 +46,8 @@ def share(config_loader) -> None:
             return kept[key][1]
         if len(kept) >= KEPT:
             kept.clear()
-        composed = None
-        if "job" in first and first["job"][0] is master_config:
+        composed = _from_master(master_config, key)
+        if composed is None and "job" in first and first["job"][0] is master_config:
             composed = derive(first["job"][2], first["job"][1], key, master_config)
         if composed is None:
             composed = compose(master_config, list(sweep_overrides))
@@ -58,6 +59,17 @@ def share(config_loader) -> None:
 
     config_loader.load_sweep_config = load_sweep_config
     config_loader.jaxbp_shared = True
+
+
+def _from_master(master: DictConfig, overrides: tuple[str, ...]) -> DictConfig | None:
+    """The job derived from the sweep's own config, the one Hydra composed for ``-m``: it
+    holds every fixed override already, and each swept key (``lr=0.01,0.1,1.0``) at its
+    default. Only when its every config group was chosen: a multirun composition skips a
+    mandatory group left unchosen, where a job's composition would refuse it."""
+    choices = master.hydra.runtime.choices
+    if any(OmegaConf.is_missing(choices, group) for group in choices):
+        return None
+    return derive(master, tuple(master.hydra.overrides.task), overrides, master)
 
 
 def derive(template: DictConfig, template_overrides: tuple[str, ...], overrides: tuple[str, ...],
@@ -85,7 +97,8 @@ def derive(template: DictConfig, template_overrides: tuple[str, ...], overrides:
         if before.input_line == after.input_line:
             continue
         try:
-            plain = all(_plain(o, template) and o.key_or_group not in groups for o in (before, after))
+            plain = (_plain(before, template, sweep=True) and _plain(after, template)
+                     and after.key_or_group not in groups)
         except Exception:  # noqa: BLE001 - say, an interpolation that does not resolve: Hydra's call
             return None
         if not plain:
@@ -104,17 +117,19 @@ def derive(template: DictConfig, template_overrides: tuple[str, ...], overrides:
     return config
 
 
-def _plain(override, template: DictConfig) -> bool:
+def _plain(override, template: DictConfig, sweep: bool = False) -> bool:
     """A ``key=value`` override of a value the template holds, with a plain value: setting
-    it on a composed config is all Hydra's composition would do with it."""
-    if override.is_sweep_override() or override.is_delete() or override.is_add() or override.is_force_add():
+    it on a composed config is all Hydra's composition would do with it. With ``sweep``, the
+    sweep's own ``key=a,b,c`` (or a range) over such a value counts too: the sweep's config
+    leaves that key at its default, and the job sets it."""
+    if override.is_delete() or override.is_add() or override.is_force_add() or override.package is not None:
         return False
-    if override.package is not None:
+    if override.is_sweep_override() and not sweep:
         return False
     current = OmegaConf.select(template, override.key_or_group, default=_ABSENT, throw_on_missing=False)
     if current is _ABSENT or OmegaConf.is_config(current):  # absent, or a group's or a dict's node
         return False
-    return isinstance(override.value(), (bool, int, float, str, type(None)))
+    return override.is_sweep_override() or isinstance(override.value(), (bool, int, float, str, type(None)))
 
 
 def _override_dirname(overrides, settings: DictConfig) -> str:

@@ -126,3 +126,59 @@ def test_the_run_config_is_omegaconfs_object_of_the_config_less_hydra(loader, jo
         assert refused.value.key in (getattr(err, "full_key", None), getattr(err, "key", None))
         return
     assert app.to_run_config(composed) == expected
+
+
+# (the command line after -m, its jobs' overrides as the basic sweeper lists them)
+FROM_THE_SWEEP = {
+    "the design card's lr sweep": (["lr=0.01,0.1,1.0"], [["lr=0.01"], ["lr=0.1"], ["lr=1.0"]]),
+    "lr by hidden": (["lr=0.1,1", "hidden=2,3,8"], [["lr=0.1", "hidden=2"], ["lr=1", "hidden=8"]]),
+    "a value inside a fixed group choice": (["optim=momentum", "optim.momentum=0.5,0.9"],
+                                            [["optim=momentum", "optim.momentum=0.5"],
+                                             ["optim=momentum", "optim.momentum=0.9"]]),
+    "strings, booleans, null and a range": (
+        ["criterion=loss,margin", "shuffle=true,false", "max_members_per_chunk=null,64", "seed=range(0,3000,1000)"],
+        [["criterion=margin", "shuffle=false", "max_members_per_chunk=null", "seed=2000"],
+         ["criterion=loss", "shuffle=true", "max_members_per_chunk=64", "seed=0"]]),
+    "hydra overrides and a fixed value": (
+        ["hydra.job.config.override_dirname.exclude_keys=[seed]", "seed=0,1000", "hidden=4"],
+        [["seed=0", "hidden=4"], ["seed=1000", "hidden=4"]]),
+}
+
+
+@pytest.mark.parametrize("name", list(FROM_THE_SWEEP))
+def test_jobs_derived_from_the_sweeps_own_config_are_the_jobs_hydra_composes(loader, name):
+    """The sweep's config (-m's) holds every fixed override and each swept key at its
+    default: every job is derived from it, and none is composed."""
+    command_line, jobs = FROM_THE_SWEEP[name]
+    master = loader.load_configuration("config", [*command_line, "hydra.mode=MULTIRUN"], RunMode.MULTIRUN)
+    composed_in_full = []
+    compose = loader.load_sweep_config
+
+    def counting(master_config, overrides):
+        composed_in_full.append(overrides)
+        return compose(master_config, overrides)
+
+    loader.load_sweep_config = counting
+    compositions.share(loader)
+    for job in jobs:
+        _same_config(loader.load_sweep_config(master, job), _hydras_own(loader, master, job))
+    assert composed_in_full == []
+
+
+def test_a_swept_group_is_composed_by_hydra(loader):
+    master = loader.load_configuration("config", ["optim=sgd,momentum", "hydra.mode=MULTIRUN"], RunMode.MULTIRUN)
+    assert compositions._from_master(master, ("optim=momentum",)) is None
+
+
+def test_a_mandatory_group_left_unchosen_is_left_to_hydra(tmp_path):
+    """A multirun composition skips a mandatory group (``db: ???``) nobody chose; the job's
+    composition refuses it. Deriving from the sweep's config would hide that refusal."""
+    (tmp_path / "db").mkdir()
+    (tmp_path / "config.yaml").write_text("defaults:\n  - db: ???\n  - _self_\nx: 1\n")
+    (tmp_path / "db" / "mysql.yaml").write_text("a: 1\n")
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(tmp_path), version_base="1.3"):
+        loader = GlobalHydra.instance().config_loader()
+        master = loader.load_configuration("config", ["x=1,2"], RunMode.MULTIRUN)
+        assert compositions._from_master(master, ("x=1",)) is None
+    GlobalHydra.instance().clear()
