@@ -33,7 +33,8 @@ _ABSENT = object()
 
 def share(config_loader) -> None:
     """Makes ``config_loader.load_sweep_config`` compose each job of a sweep once, and derive
-    jobs that differ from the sweep's first composed job only in plain values."""
+    a job that differs only in plain values from the sweep's own config (or else from the
+    sweep's first composed job) instead of composing it."""
     if getattr(config_loader, "jaxbp_shared", False):
         return
     compose = config_loader.load_sweep_config
