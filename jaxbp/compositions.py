@@ -39,22 +39,23 @@ def share(config_loader) -> None:
         return
     compose = config_loader.load_sweep_config
     kept: dict[tuple[str, ...], tuple[DictConfig, DictConfig]] = {}
-    first: dict[str, tuple] = {}  # the master's first fully composed job: (master, overrides, pristine copy)
+    first = None  # the master's first fully composed job: (master, its overrides, a pristine copy)
 
     def load_sweep_config(master_config: DictConfig, sweep_overrides: list[str]) -> DictConfig:
+        nonlocal first
         key = tuple(sweep_overrides)
         if key in kept and kept[key][0] is master_config:
             return kept[key][1]
         if len(kept) >= KEPT:
             kept.clear()
+        ours = first is not None and first[0] is master_config
         composed = _from_master(master_config, key)
-        if composed is None and "job" in first and first["job"][0] is master_config:
-            composed = derive(first["job"][2], first["job"][1], key, master_config)
+        if composed is None and ours:
+            composed = derive(first[2], first[1], key, master_config)
         if composed is None:
             composed = compose(master_config, list(sweep_overrides))
-            if "job" not in first or first["job"][0] is not master_config:
-                # A copy: launchers set hydra.job.id and num on the config they are given.
-                first["job"] = (master_config, key, copy.deepcopy(composed))
+            if not ours:  # a copy: launchers set hydra.job.id and num on the config they get
+                first = (master_config, key, copy.deepcopy(composed))
         kept[key] = (master_config, composed)
         return composed
 

@@ -138,12 +138,6 @@ def _chunk_fn(programs: _Programs, n_blocks: int, log_every: int, sharding):
     return programs.chunks[key]
 
 
-def _signature(args) -> tuple:
-    leaves, treedef = jax.tree.flatten(args)
-    return treedef, tuple((np.shape(a), str(jnp.result_type(a)), getattr(a, "sharding", None))
-                          for a in leaves)
-
-
 def _layout(sharding) -> tuple | None:
     """A sharding as plain values that mean the same in another process."""
     if sharding is None:
@@ -151,12 +145,14 @@ def _layout(sharding) -> tuple | None:
     mesh = getattr(sharding, "mesh", None)
     if mesh is None:
         return type(sharding).__name__, tuple(sorted(d.id for d in sharding.device_set)), sharding.memory_kind
-    return (type(sharding).__name__, tuple(mesh.axis_names), tuple(d.id for d in mesh.devices.flat),
-            str(sharding.spec), sharding.memory_kind)
+    return (type(sharding).__name__, tuple(mesh.axis_names), tuple(map(str, mesh.axis_types)), mesh.devices.shape,
+            tuple(d.id for d in mesh.devices.flat), str(sharding.spec), sharding.memory_kind)
 
 
-def _stable_signature(args) -> tuple:
-    """``_signature`` in plain values (a pytree's text, weak types, device ids)."""
+def _signature(args) -> tuple:
+    """What a compiled program is specialised to in its arguments, in plain values that mean
+    the same in another process: the pytree's text, and each leaf's shape, dtype, weak type
+    and layout (device ids)."""
     leaves, treedef = jax.tree.flatten(args)
     return str(treedef), tuple((np.shape(a), str(jnp.result_type(a)), bool(getattr(a, "weak_type", False)),
                                 _layout(getattr(a, "sharding", None)))
@@ -170,12 +166,13 @@ def _compiled(fn, *args, role: tuple | None = None, store: str | None = None):
     ``fn`` the same way in every process, so its executable can come from ``store``, the
     persistent cache dir, without tracing (:func:`jaxbp.compile_cache.executable`); ``None``
     keeps it out of the store."""
-    key = (fn, jax.config.jax_enable_x64, _signature(args))
+    signature = _signature(args)
+    key = (fn, jax.config.jax_enable_x64, signature)
     if key in _COMPILED:
         _COMPILED.move_to_end(key)
         return _COMPILED[key], 0.0
     start = time.perf_counter()
-    description = None if role is None or jax.process_count() > 1 else (*role, _stable_signature(args))
+    description = None if role is None or jax.process_count() > 1 else (*role, signature)
 
     def compile(name: str | None):
         return (fn if name is None else jax.jit(_named(fn.__wrapped__, name))).lower(*args).compile()

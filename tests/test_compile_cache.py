@@ -74,17 +74,12 @@ def _run_counting_compiles(monkeypatch, cfg):
 
 
 def _same(a, b) -> bool:
+    import jax
     import numpy as np
 
     return all(np.array_equal(a.metrics[k], b.metrics[k], equal_nan=True) for k in a.metrics) and \
         np.array_equal(a.curves, b.curves, equal_nan=True) and \
-        all(np.array_equal(x, y) for x, y in zip(_leaves(a.params), _leaves(b.params)))
-
-
-def _leaves(tree):
-    import jax
-
-    return jax.tree.leaves(tree)
+        all(np.array_equal(x, y) for x, y in zip(jax.tree.leaves(a.params), jax.tree.leaves(b.params)))
 
 
 def test_a_new_process_loads_its_executables_without_tracing_and_gets_the_same_numbers(tmp_path, monkeypatch):

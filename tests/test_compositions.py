@@ -59,10 +59,9 @@ def _same_config(a, b) -> None:
     assert app.to_run_config(a) == app.to_run_config(b)
 
 
-@pytest.mark.parametrize("name", list(DERIVED))
-def test_a_derived_job_is_the_job_hydra_composes(loader, name):
-    master_overrides, jobs = DERIVED[name]
-    master = loader.load_configuration("config", master_overrides, RunMode.MULTIRUN)
+def _share_counting(loader) -> list:
+    """Shares the loader's compositions (compositions.share) and returns the list that the
+    overrides of every job Hydra then composes in full are appended to."""
     composed_in_full = []
     compose = loader.load_sweep_config
 
@@ -72,6 +71,14 @@ def test_a_derived_job_is_the_job_hydra_composes(loader, name):
 
     loader.load_sweep_config = counting
     compositions.share(loader)
+    return composed_in_full
+
+
+@pytest.mark.parametrize("name", list(DERIVED))
+def test_a_derived_job_is_the_job_hydra_composes(loader, name):
+    master_overrides, jobs = DERIVED[name]
+    master = loader.load_configuration("config", master_overrides, RunMode.MULTIRUN)
+    composed_in_full = _share_counting(loader)
     ours = [loader.load_sweep_config(master, job) for job in jobs]
     assert composed_in_full == [jobs[0]], "the first job composed, the others derived"
     for job, config in zip(jobs, ours):
@@ -151,15 +158,7 @@ def test_jobs_derived_from_the_sweeps_own_config_are_the_jobs_hydra_composes(loa
     default: every job is derived from it, and none is composed."""
     command_line, jobs = FROM_THE_SWEEP[name]
     master = loader.load_configuration("config", [*command_line, "hydra.mode=MULTIRUN"], RunMode.MULTIRUN)
-    composed_in_full = []
-    compose = loader.load_sweep_config
-
-    def counting(master_config, overrides):
-        composed_in_full.append(overrides)
-        return compose(master_config, overrides)
-
-    loader.load_sweep_config = counting
-    compositions.share(loader)
+    composed_in_full = _share_counting(loader)
     for job in jobs:
         _same_config(loader.load_sweep_config(master, job), _hydras_own(loader, master, job))
     assert composed_in_full == []
